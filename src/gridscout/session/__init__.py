@@ -1,0 +1,1 @@
+"""Protocols, the engine, the store and reports."""

@@ -1,0 +1,1 @@
+"""Square and hole targeting: detection, features and ranking."""
