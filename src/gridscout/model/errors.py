@@ -5,7 +5,7 @@ class GridScoutError(Exception):
     """Base of every error GridScout raises on purpose."""
 
 
-class InvalidParameterError(GridScoutError, ValueError):
+class InvalidParameterError(GridScoutError):
     """A parameter is outside what GridScout can work with (seed, size, count...)."""
 
 

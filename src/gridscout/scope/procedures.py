@@ -6,22 +6,24 @@ from ..model.image import Image
 from .protocol import Microscope, PresetName
 
 
-def eucentric_height(scope: Microscope, *, tolerance_um: float = 1.0, max_iterations: int = 3) -> float:
+def eucentric_height(scope: Microscope, *, tolerance_um: float = 1.0, max_iterations: int = 4) -> float:
     """Bring the specimen to eucentric height by focus measurement; returns the final z, µm.
 
     With the objective at standard focus plus the target defocus, the measured defocus
-    error equals the height error, so the stage z moves by it until within `tolerance_um`.
+    error equals the height error, so the stage z moves by it. Like the rough and fine
+    passes of SerialEM's Eucentricity, there are always two measurements at least: the
+    last one confirms the height is within `tolerance_um`.
     """
     target = scope.state().defocus_um
     scope.set_preset(PresetName.FOCUS)
-    for _ in range(max_iterations):
+    for iteration in range(max_iterations):
         scope.set_defocus(target)
         error = scope.autofocus() - target
-        if abs(error) <= tolerance_um:
+        if abs(error) <= tolerance_um and iteration > 0:
             break
         x, y, z = scope.stage()
         scope.move_stage(x, y, z + error)
-        scope.set_defocus(target)
+    scope.set_defocus(target)
     return scope.stage().z_um
 
 

@@ -47,10 +47,14 @@ class TimingModel(BaseModel):
     image_shift_s: float = Field(0.3)
     readout_s: float = Field(1.0, description="camera readout and transfer, per image")
     record_save_s: float = Field(14.0, description="writing a dose-fractionated movie")
-    eucentric_height_s: float = Field(45.0, description="coarse + fine eucentricity")
-    autofocus_s: float = Field(25.0, description="beam-tilt pair, fit and correction")
+    autofocus_s: float = Field(30.0, description="beam-tilt pair, fit and correction")
     drift_check_s: float = Field(6.0, description="one drift measurement (two images)")
     drift_settle_s: float = Field(20.0, description="typical wait for drift to settle after a move")
+    targeting_s: float = Field(
+        50.0,
+        description="from a targeting image to its targets being queued (hole finding, queueing); "
+        "charged by the session, not the microscope, and calibrated on the real session",
+    )
 
     def stage_move_s(self, distance_um: float) -> float:
         """Time for a stage move of `distance_um`; short hops skip most of the settle."""

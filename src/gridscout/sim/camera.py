@@ -47,8 +47,8 @@ def illumination(shape: tuple[int, int], vignetting: float) -> npt.NDArray[np.fl
 
 
 def blur(transmission: npt.NDArray[np.float32], camera: CameraModel) -> npt.NDArray[np.float32]:
-    """Apply the point-spread function and the defocus fringe."""
-    out = gaussian_filter(transmission, camera.psf_sigma_px) if camera.psf_sigma_px > 0 else transmission
+    """Apply the point-spread function and the defocus fringe; always returns a new array."""
+    out = gaussian_filter(transmission, camera.psf_sigma_px) if camera.psf_sigma_px > 0 else transmission.copy()
     if camera.fringe > 0:
         out = out + camera.fringe * (out - gaussian_filter(out, camera.fringe_sigma_px))
     if camera.halo_fraction > 0:
