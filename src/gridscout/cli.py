@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 
 from . import __version__
@@ -69,17 +70,14 @@ def version() -> None:
 def main() -> None:
     """Entry point: run the app; GridScout errors become one line and exit status 2."""
     try:
-        app(standalone_mode=False)
+        result = app(standalone_mode=False)  # returns the exit code instead of raising it
     except GridScoutError as err:
         typer.echo(f"gridscout: error: {err}", err=True)
         sys.exit(2)
-    except typer.Exit as exit_:
-        sys.exit(exit_.exit_code)
-    except typer.Abort:
+    except (typer.Abort, KeyboardInterrupt):
         typer.echo("gridscout: aborted", err=True)
-        sys.exit(1)
-    except Exception as err:  # click usage errors arrive here in non-standalone mode
-        if hasattr(err, "show") and hasattr(err, "exit_code"):
-            err.show()
-            sys.exit(err.exit_code)
-        raise
+        sys.exit(130)
+    except click.ClickException as err:  # usage errors arrive here in non-standalone mode
+        err.show()
+        sys.exit(err.exit_code)
+    sys.exit(result if isinstance(result, int) else 0)

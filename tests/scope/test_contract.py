@@ -151,3 +151,17 @@ def test_time_advances_with_work(loaded):
     loaded.acquire(PresetName.SEARCH)
     t2 = loaded.state().scope_time_s
     assert t0 < t1 < t2
+
+
+def test_montage_beyond_the_stage_is_refused_before_moving(loaded):
+    loaded.move_stage(900.0, 0.0)
+    before = (loaded.stage(), loaded.state().scope_time_s)
+    with pytest.raises(StageLimitError):
+        loaded.acquire_montage(PresetName.ATLAS, (5, 5))
+    assert (loaded.stage(), loaded.state().scope_time_s) == before
+
+
+def test_numpy_numbers_are_accepted(loaded):
+    loaded.load_grid(np.int64(1))
+    loaded.move_stage(np.float32(10.0), np.int64(-20))
+    assert loaded.stage()[:2] == pytest.approx((10.0, -20.0), abs=0.05)

@@ -97,3 +97,21 @@ def test_montage_tiles_are_recorded_with_their_true_positions(scope):
     for (origin, actual), meta in zip(pieces, atlas.meta["pieces"], strict=True):
         assert list(origin) == meta["origin_px"]
         assert np.hypot(*(np.array(actual.centre_um) - meta["stage_um"])) < 5.0
+
+
+def test_z_only_moves_keep_the_x_y_error(scope):
+    scope.move_stage(100.0, 100.0)
+    image = scope.acquire(PresetName.VIEW)
+    before = scope.actual_geometry(image).centre_um
+    scope.move_stage(100.0, 100.0, 12.0)
+    assert scope.actual_geometry(scope.acquire(PresetName.VIEW)).centre_um == pytest.approx(before)
+
+
+def test_acquire_exposure_uses_exactly_the_image_shift_asked_for(scope, small_presets):
+    from gridscout.scope import acquire_exposure
+
+    scope.presets = small_presets
+    acquire_exposure(scope, (50.0, 50.0), image_shift_um=(2.0, 0.0), autofocus=False)
+    image = acquire_exposure(scope, (50.0, 50.0), autofocus=False)
+    assert scope.state().image_shift_um == (0.0, 0.0)
+    assert image.geometry.centre_um == pytest.approx((50.0, 50.0))

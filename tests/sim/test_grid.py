@@ -156,3 +156,18 @@ def test_unknown_square_id():
         grid.holes_in_square("sq_999_999")
     with pytest.raises(KeyError):
         grid.holes_in_square("not-a-square")
+
+
+def test_holes_cut_by_the_rim_are_partial_and_none_lie_beyond_it():
+    grid = VirtualGrid(GridSpec(seed=4, square_defects={}))
+    cut = next(s for s in grid.squares if not s.whole)
+    holes = grid.holes_in_square(cut.id)
+    radius = grid.spec.mesh_radius_um
+    from_centre = [np.hypot(*grid.to_grid(h.centre_um)) for h in holes]
+    assert max(from_centre) < radius
+    assert all(h.defect is HoleDefect.PARTIAL for h, d in zip(holes, from_centre) if d > radius - 0.6)
+
+
+def test_bar_width_follows_the_mesh_unless_given():
+    assert GridSpec(seed=1, mesh=200).bar_um == 37.0
+    assert GridSpec(seed=1, mesh=400, bar_um=30.0).bar_um == 30.0

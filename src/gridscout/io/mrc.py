@@ -88,7 +88,8 @@ def write_mrc(
     """Write a 2-D image or 3-D stack as MRC with its pixel size; returns the path.
 
     The file is written to a temporary name and renamed, so a crash never leaves a
-    half-written file under the final name.
+    half-written file under the final name. Only `labels` are stored (no time stamp),
+    so the same data always gives the same bytes.
 
     Raises
     ------
@@ -108,6 +109,8 @@ def write_mrc(
     with mrcfile.new(tmp, overwrite=True) as mrc:
         mrc.set_data(data)
         mrc.voxel_size = pixel_size_angstrom
+        mrc.header.nlabl = 0  # drop mrcfile's time-stamped label: the same data gives the same bytes
+        mrc.header.label[:] = b""
         for label in labels[:10]:
             mrc.add_label(label[:80])
     tmp.replace(path)

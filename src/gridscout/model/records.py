@@ -40,7 +40,7 @@ class Square(_Record):
 
     id: UUID = Field(default_factory=uuid4)
     grid_id: UUID
-    center_px: XY = Field(description="(x, y) in the atlas, pixels")
+    centre_px: XY = Field(description="(x, y) in the atlas, pixels")
     vertices_px: tuple[XY, XY, XY, XY] | None = None
     area_px: float | None = Field(None, ge=0)
     stage_um: XY | None = None
@@ -54,7 +54,7 @@ class Hole(_Record):
     id: UUID = Field(default_factory=uuid4)
     square_id: UUID
     image_id: UUID
-    center_px: XY = Field(description="(x, y) in the image, pixels")
+    centre_px: XY = Field(description="(x, y) in the image, pixels")
     radius_px: float = Field(gt=0)
     stage_um: XY | None = None
     ice_nm: float | None = Field(None, ge=0)

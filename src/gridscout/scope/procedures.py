@@ -43,7 +43,7 @@ def acquire_exposure(
     x, y, _ = scope.stage()
     if abs(x - stage_xy_um[0]) > 0.05 or abs(y - stage_xy_um[1]) > 0.05:
         scope.move_stage(*stage_xy_um)
-    if any(image_shift_um):
+    if tuple(scope.state().image_shift_um) != tuple(image_shift_um):
         scope.image_shift(*image_shift_um)
     scope.wait_drift(max_drift_nm_per_s)
     if autofocus:

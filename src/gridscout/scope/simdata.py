@@ -74,9 +74,9 @@ def simulate_dataset(
     for name, value, hi in (("squares_per_grid", squares_per_grid, 200), ("views_per_square", views_per_square, 20)):
         if not isinstance(value, int) or not 0 <= value <= hi:
             raise InvalidParameterError(f"{name} must be an integer from 0 to {hi}, got {value!r}")
+    cassette = VirtualCassette.random(grids, seed=seed)  # validates before anything is written
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    cassette = VirtualCassette.random(grids, seed=seed)
     rng = np.random.default_rng([seed, 1])
     scope = SimulatedMicroscope(cassette, rng=rng)
     say = progress or (lambda line: None)

@@ -9,6 +9,7 @@ is available to tests and to the dataset writer through `actual_geometry`.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -96,8 +97,9 @@ class SimulatedMicroscope:
 
     def load_grid(self, slot: int) -> None:
         """Load the grid in `slot` (1-12), unloading any other grid first."""
-        if not isinstance(slot, int) or not 1 <= slot <= CASSETTE_CAPACITY:
+        if not isinstance(slot, numbers.Integral) or not 1 <= slot <= CASSETTE_CAPACITY:
             raise EmptySlotError(f"cassette slot {slot!r} does not exist; slots are 1 to {CASSETTE_CAPACITY}")
+        slot = int(slot)
         grid = self._cassette.grid(slot)
         if grid is None:
             occupied = [g.slot for g in self._cassette.grids]
@@ -162,17 +164,12 @@ class SimulatedMicroscope:
         """Move the stage in µm; beyond ±1 mm in x/y or ±300 µm in z raises and stays put."""
         z = self._stage.z_um if z_um is None else z_um
         target = (x_um, y_um, z)
-        if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in target):
-            raise InvalidParameterError(f"stage position must be finite numbers, got {target}")
-        for axis, value, limit in zip("xyz", target, STAGE_LIMITS_UM, strict=True):
-            if abs(value) > limit:
-                raise StageLimitError(
-                    f"stage {axis} = {value:.1f} µm is beyond the stage limit of ±{limit:.0f} µm"
-                )
+        _check_stage_target(target)
         distance = math.dist(self._stage[:2], target[:2])
         self.clock.advance(self.timing.stage_move_s(distance))
-        sigma = self._stage_error_um + self._stage_error_fraction * distance
-        self._error = self._rng.normal(0.0, sigma, 2)
+        if distance > 0:  # a z-only move leaves x-y where it was
+            sigma = self._stage_error_um + self._stage_error_fraction * distance
+            self._error = self._rng.normal(0.0, sigma, 2)
         self._stage = StagePosition(float(x_um), float(y_um), float(z))
         self._image_shift = np.zeros(2)
         self._last_move_s = self.clock.now_s
@@ -239,9 +236,11 @@ class SimulatedMicroscope:
         shape, origins = montage_layout(p.shape, tiles, overlap)
         montage_geo = self._geometry(p, (centre.x_um, centre.y_um)).model_copy(update={"shape": shape})
         tile_half = np.array([(p.shape[1] - 1) / 2, (p.shape[0] - 1) / 2])
+        tile_centres = [montage_geo.pixel_to_stage(np.array(o) + tile_half) for o in origins]
+        for c in tile_centres:  # refuse before moving: a montage is taken whole or not at all
+            _check_stage_target((float(c[0]), float(c[1]), centre.z_um))
         plan = []
-        for x0, y0 in origins:
-            nominal = montage_geo.pixel_to_stage(np.array([x0, y0]) + tile_half)
+        for nominal in tile_centres:
             self.move_stage(float(nominal[0]), float(nominal[1]))
             actual = self._geometry(p, tuple(self._actual_xy()))
             plan.append((actual, self._rng.spawn(1)[0], self._rng.normal(1.0, 0.02)))
@@ -257,8 +256,7 @@ class SimulatedMicroscope:
         data = stitch(pieces, origins, shape)
         image = self._image(data, montage_geo, p, [(o, a) for o, (a, _, _) in zip(origins, plan, strict=True)])
         image.meta["pieces"] = [
-            {"origin_px": list(o), "stage_um": list(map(float, montage_geo.pixel_to_stage(np.array(o) + tile_half)))}
-            for o in origins
+            {"origin_px": list(o), "stage_um": [float(c[0]), float(c[1])]} for o, c in zip(origins, tile_centres, strict=True)
         ]
         return image
 
@@ -315,3 +313,11 @@ class SimulatedMicroscope:
             defocus_um=self._defocus_um,
             scope_time_s=self.clock.now_s,
         )
+
+
+def _check_stage_target(target: tuple[float, float, float]) -> None:
+    if not all(isinstance(v, numbers.Real) and math.isfinite(v) for v in target):
+        raise InvalidParameterError(f"stage position must be finite numbers, got {target}")
+    for axis, value, limit in zip("xyz", target, STAGE_LIMITS_UM, strict=True):
+        if abs(value) > limit:
+            raise StageLimitError(f"stage {axis} = {value:.1f} µm is beyond the stage limit of ±{limit:.0f} µm")

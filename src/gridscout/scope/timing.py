@@ -3,7 +3,8 @@
 Defaults are calibrated so that a Leginon-style collection on the simulator spends
 what the real aldolase session in ``shared/data/cryorl/timestamps.csv`` spent: a
 median of 1.40 min between exposures taken from one hole-magnification image and
-3.2 min when the next exposure needs a new hole image (different square or patch).
+3.12 min when the next exposure comes from a new hole image (exposures grouped by the
+hole image they were targeted from; quartiles 2.90-3.43 min).
 Other figures are typical of a Titan Krios with an autoloader (``docs/timing-model.md``).
 """
 
@@ -51,7 +52,7 @@ class TimingModel(BaseModel):
     drift_check_s: float = Field(6.0, description="one drift measurement (two images)")
     drift_settle_s: float = Field(20.0, description="typical wait for drift to settle after a move")
     targeting_s: float = Field(
-        50.0,
+        43.0,
         description="from a targeting image to its targets being queued (hole finding, queueing); "
         "charged by the session, not the microscope, and calibrated on the real session",
     )

@@ -1,7 +1,7 @@
 """`gridscout demo`: one grid on the simulated microscope, from loading to square images.
 
 Square targeting is not built yet (issue 3), so the demo visits the three whole squares
-nearest the grid centre as the simulator's truth lists them, and says so.
+nearest the stage origin as the simulator's truth lists them, and says so.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def run_demo(*, seed: int = 0, squares: int = 3, out: Path | None = None,
     grid = scope.grid
     assert grid is not None
     chosen = sorted((s for s in grid.squares if s.whole), key=lambda s: np.hypot(*s.centre_um))[:squares]
-    say(f"           (squares chosen from the simulator's truth: square targeting is issue 3)")
+    say("           (squares chosen from the simulator's truth: square targeting is issue 3)")
     for square in chosen:
         scope.move_stage(*square.centre_um)
         x, y, _ = scope.stage()

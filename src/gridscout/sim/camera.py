@@ -2,9 +2,9 @@
 
 The steps, in order (``docs/simulator.md``):
 
-1. illumination: the beam's dose per pixel times a radial fall-off (vignetting);
-2. point-spread: a Gaussian core plus a faint wide halo (the glow around bright squares
+1. point-spread: a Gaussian core plus a faint wide halo (the glow around bright squares
    in real atlases), and an optional defocus fringe (unsharp edge) at medium mag;
+2. illumination: the beam's dose per pixel times a radial fall-off (vignetting);
 3. shot noise: Poisson in electrons (normal approximation above 30 e-/pixel, where the
    two agree to better than 1% in variance and the normal draw is ~5x faster);
 4. camera: gain (ADU per electron), offset, Gaussian read noise, digitised to int16.

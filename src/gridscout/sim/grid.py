@@ -111,7 +111,11 @@ class VirtualGrid:
         return self._centre + np.asarray(grid_uv, dtype=float) @ self._grid_to_stage.T
 
     def surface_z_um(self, x_um: float, y_um: float) -> float:
-        """Height of the specimen surface under stage (x, y), µm."""
+        """Height of the specimen surface under stage (x, y), µm.
+
+        The stage's axes tilt with the holder, so a specimen tilt does not raise the
+        surface along the stage's y; only the grid's own warp (`z_slope`) does.
+        """
         sx, sy = self.spec.z_slope
         return self.spec.z_um + sx * (x_um - self._centre[0]) + sy * (y_um - self._centre[1])
 
@@ -280,14 +284,16 @@ class VirtualGrid:
         m, n, sub, uv = self._lattice_points_in_box(centre - half, centre + half)
         a, b = uv[:, 0] - centre[0], uv[:, 1] - centre[1]
         sdf = _rounded_box_sdf(a, b, half, s.corner_radius_um)
-        keep = sdf < 0
-        m, n, sub, uv, a, b, sdf = (x[keep] for x in (m, n, sub, uv, a, b, sdf))
+        from_centre = np.hypot(uv[:, 0], uv[:, 1])
+        keep = (sdf < 0) & (from_centre < s.mesh_radius_um)
+        m, n, sub, uv, a, b, sdf, from_centre = (x[keep] for x in (m, n, sub, uv, a, b, sdf, from_centre))
         kk = np.full(len(m), k)
         ice_u, empty_u = _hole_uniforms(s.seed, m, n, sub)
         ice = self._ice_at(kk, a, b, sdf) * (0.8 + 0.4 * ice_u) * 0.875
         empty = empty_u < s.hole_empty_fraction
         cut_side = self._cut_side(kk, a, b)
-        defect = self._classify_holes(k, uv, ice, empty, cut_side, sdf > -r)
+        cut_by_bar_or_rim = (sdf > -r) | (from_centre > s.mesh_radius_um - r)
+        defect = self._classify_holes(k, uv, ice, empty, cut_side, cut_by_bar_or_rim)
         ice = np.where(np.isin(defect, [HoleDefect.EMPTY]), 0.0, ice)
         quality = (
             ice_quality(ice, s.optimal_ice_nm)
@@ -575,10 +581,9 @@ class VirtualGrid:
             u, v, radius, thick = self._blobs[q]
             gu, gv = _grid_patch(origin, step, x0[q], x1[q], y0[q], y1[q])
             d = np.hypot(gu - u, gv - v)
-            if radius < px_um:  # sub-pixel crystal: its mean optical depth over the pixel
+            if radius < px_um:  # sub-pixel crystal: its mean optical depth, in the pixel holding its centre
                 depth = (2 / 3) * thick / LAMBDA_ICE_NM * (math.pi * radius**2 / px_um**2)
-                weight = _coverage(radius - d, px_um)
-                attenuation = np.exp(-depth * (weight > 0))
+                attenuation = np.where(d == d.min(), np.exp(-depth), 1.0)
             else:
                 t = thick * np.sqrt(np.clip(1 - (d / radius) ** 2, 0, 1))
                 attenuation = np.exp(-t / LAMBDA_ICE_NM) * _coverage(radius - d, px_um) + _coverage(d - radius, px_um)

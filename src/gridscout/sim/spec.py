@@ -81,7 +81,7 @@ class GridSpec(BaseModel):
     seed: int = Field(ge=0, lt=2**63)
     character: Character = Character.GOOD
     mesh: Literal[200, 300, 400] = 300
-    bar_um: float = Field(26.0, gt=5, lt=60)
+    bar_um: float = Field(26.0, gt=5, lt=60, description="defaults to the mesh's usual bar (MESH_BAR_UM)")
     corner_radius_um: float = Field(6.0, ge=0)
     bar_edge_um: float = Field(2.5, ge=0, description="width of the soft bar edge")
     rotation_deg: float = Field(0.0, ge=-180, le=180)
@@ -106,15 +106,7 @@ class GridSpec(BaseModel):
     )
     optimal_ice_nm: float = Field(35.0, gt=0, description="ice thickness the sample likes best")
     square_defects: dict[SquareDefect, float] = Field(
-        default_factory=lambda: {
-            SquareDefect.EMPTY: 0.02,
-            SquareDefect.PARTLY_BROKEN: 0.03,
-            SquareDefect.DRY: 0.01,
-            SquareDefect.THICK: 0.04,
-            SquareDefect.CRACKED: 0.04,
-            SquareDefect.CONTAMINATED: 0.05,
-            SquareDefect.PARTLY_COVERED: 0.02,
-        },
+        default_factory=lambda: {SquareDefect(k): v for k, v in _CHARACTER_DEFECTS[Character.GOOD].items()},
         description="probability of each defect per square; the rest are GOOD",
     )
     hole_empty_fraction: float = Field(0.02, ge=0, le=1)
@@ -122,6 +114,13 @@ class GridSpec(BaseModel):
     ethane_blobs_per_mm2: float = Field(3.0, ge=0)
     z_um: float = Field(0.0, description="height of the grid centre relative to eucentric")
     z_slope: tuple[float, float] = Field((0.0, 0.0), description="dz/dx, dz/dy")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bar_follows_mesh(cls, data: object) -> object:
+        if isinstance(data, dict) and "bar_um" not in data and data.get("mesh") in MESH_BAR_UM:
+            return {**data, "bar_um": MESH_BAR_UM[data["mesh"]]}
+        return data
 
     @field_validator("square_defects")
     @classmethod
