@@ -171,3 +171,19 @@ def test_holes_cut_by_the_rim_are_partial_and_none_lie_beyond_it():
 def test_bar_width_follows_the_mesh_unless_given():
     assert GridSpec(seed=1, mesh=200).bar_um == 37.0
     assert GridSpec(seed=1, mesh=400, bar_um=30.0).bar_um == 30.0
+
+
+@pytest.mark.parametrize(("ice_nm", "holes_brighter"), [(30.0, True), (400.0, False)])
+def test_carbon_contrast_inverts_when_holes_hold_more_ice_than_the_film_absorbs(ice_nm, holes_brighter):
+    """Thin ice: holes brighter than carbon. Thick ice in the holes: darker (inverted contrast)."""
+    spec = GridSpec(seed=9, film="carbon", film_thickness_nm=10.0, film_ice_fraction=0.3, ice_median_nm=ice_nm,
+                    ice_field_sigma=0.0, ice_square_sigma=0.0, square_defects={}, crystals_per_mm2=0,
+                    ethane_blobs_per_mm2=0, hole_empty_fraction=0)
+    grid = VirtualGrid(spec)
+    square = _square(grid)
+    geo = _geo(grid, square.centre_um, 500.0, (200, 200))
+    t = grid.transmission(geo)
+    _, holes = grid.objects_in_image(geo)
+    at_holes = np.median([t[int(round(h.centre_px[1])), int(round(h.centre_px[0]))] for h in holes if h.inside])
+    film = np.percentile(t, 20)
+    assert (at_holes > film) == holes_brighter
