@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 
 from . import __version__
@@ -77,7 +76,7 @@ def main() -> None:
     except (typer.Abort, KeyboardInterrupt):
         typer.echo("gridscout: aborted", err=True)
         sys.exit(130)
-    except click.ClickException as err:  # usage errors arrive here in non-standalone mode
+    except typer.TyperException as err:  # usage errors arrive here in non-standalone mode
         err.show()
         sys.exit(err.exit_code)
     sys.exit(result if isinstance(result, int) else 0)

@@ -112,3 +112,8 @@ def test_figure_compares_real_and_simulated(real_data, tmp_path):
     simulated_atlas = next(p for p in summary["atlas"] if p["title"].startswith("simulated"))
     assert simulated_atlas["pitch_um"] == pytest.approx(25_400 / 300, rel=0.35)  # a real mesh pitch
     assert all(p["pitch_px"] for p in summary["medium"])
+
+
+def test_usage_errors_exit_2_with_usage():
+    result = gridscout("demo", "--bogus")
+    assert result.returncode == 2 and "No such option" in result.stderr
