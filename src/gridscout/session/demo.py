@@ -52,12 +52,11 @@ def run_demo(*, seed: int = 0, squares: int = 3, out: Path | None = None,
         z = eucentric_height(scope)
         log(f"eucentric height z = {z:.2f} µm")
         image = scope.acquire(PresetName.SEARCH)
-        offset = image.geometry.stage_to_pixel(square.centre_um) - image.geometry.centre_px
+        expected = image.geometry.stage_to_pixel(square.centre_um)
         shown = scope.actual_geometry(image).stage_to_pixel(square.centre_um)
         log(f"square image {image.shape[1]}x{image.shape[0]} px at {image.pixel_size_angstrom / 10:g} nm/px: "
             f"{square.defect.value}, ice {square.ice_nm:.0f} nm; square centre at pixel "
-            f"({shown[0]:.0f}, {shown[1]:.0f}), {np.hypot(*(shown - image.geometry.centre_px - offset)):.1f} px "
-            f"off by stage error")
+            f"({shown[0]:.0f}, {shown[1]:.0f}), {np.hypot(*(shown - expected)):.1f} px off by stage error")
         _save(out, f"{square.id}.mrc", image)
     scope.unload_grid()
     log("grid returned to the cassette")

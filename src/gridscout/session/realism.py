@@ -88,11 +88,11 @@ def simulated_panels(seed: int) -> list[Panel]:
         key=lambda s: np.hypot(*s.centre_um),
     )
     scope.move_stage(square.centre_um[0] * 0.5, square.centre_um[1] * 0.5)
-    shots = [("atlas", PresetName.ATLAS, 60.0)]
-    panels = [_shot(scope, *shots[0])]
+    panels = [_shot(scope, "atlas", PresetName.ATLAS, 60.0)]
     scope.move_stage(*square.centre_um)
     panels.append(_shot(scope, "medium", PresetName.SEARCH, 10.0))
-    hole = grid.holes_in_square(square.id)[len(grid.holes_in_square(square.id)) // 2]
+    holes = grid.holes_in_square(square.id)
+    hole = holes[len(holes) // 2]
     scope.move_stage(*hole.centre_um)
     panels.append(_shot(scope, "medium", PresetName.VIEW, 20.0))
     return panels

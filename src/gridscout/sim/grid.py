@@ -374,8 +374,9 @@ class VirtualGrid:
         half = self.spec.square_half_um
         near = np.all((self._sq_centre_uv + half >= lo) & (self._sq_centre_uv - half <= hi), axis=1)
         squares, holes = [], []
-        axes_px = tuple(a * 1e4 / geometry.pixel_size_angstrom for a in self._hole_ellipse()[0])
-        angle = self._hole_ellipse()[1] - geometry.rotation_deg
+        axes_um, angle_deg = self._hole_ellipse()
+        axes_px = tuple(a * 1e4 / geometry.pixel_size_angstrom for a in axes_um)
+        angle = angle_deg - geometry.rotation_deg
         for k in np.nonzero(near)[0]:
             sq = self.squares[k]
             vertices = geometry.stage_to_pixel(np.asarray(sq.vertices_um))

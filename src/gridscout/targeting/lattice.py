@@ -68,7 +68,7 @@ def find_lattice(
         raise ImageError("image contains NaN or infinite pixels")
     binning = max(1, math.ceil(max(a.shape) / _MAX_SIDE_PX))
     a = _bin(a, binning)
-    max_pitch = (max_pitch_px or min(image_shape(image)) / 3) / binning
+    max_pitch = (max_pitch_px or min(np.shape(image)[:2]) / 3) / binning
     min_pitch = max(min_pitch_px / binning, 2.0)
     acf = _autocorrelation(a)
     peaks = _peaks(acf, min_pitch, max_pitch)
@@ -80,10 +80,6 @@ def find_lattice(
         return None
     vectors = np.array([first[:2], second[:2]]) * binning
     return Lattice(vectors_px=vectors, kind=_classify(vectors), strength=float(first[2]))
-
-
-def image_shape(image: npt.ArrayLike) -> tuple[int, int]:
-    return tuple(np.shape(image)[:2])  # type: ignore[return-value]
 
 
 def _bin(a: npt.NDArray[np.float32], factor: int) -> npt.NDArray[np.float32]:
