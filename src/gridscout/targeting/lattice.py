@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
@@ -90,15 +91,21 @@ def _bin(a: npt.NDArray[np.float32], factor: int) -> npt.NDArray[np.float32]:
 
 
 def _autocorrelation(a: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
-    window = np.outer(np.hanning(a.shape[0]), np.hanning(a.shape[1]))
+    window, window_acf = _window(a.shape)
     centred = (a - a.mean()) * window
-    spectrum = np.fft.rfft2(centred, s=(2 * a.shape[0], 2 * a.shape[1]))  # zero-padded: no wrap-around
-    acf = np.fft.fftshift(np.fft.irfft2(np.abs(spectrum) ** 2, s=(2 * a.shape[0], 2 * a.shape[1])))
-    # Divide by the window's own autocorrelation so distant peaks are not suppressed.
-    wspec = np.fft.rfft2(window, s=acf.shape)
-    wacf = np.fft.fftshift(np.fft.irfft2(np.abs(wspec) ** 2, s=acf.shape))
-    acf = acf / np.maximum(wacf, wacf.max() * 0.05)
+    spectrum = np.fft.rfft2(centred, s=window_acf.shape)  # zero-padded: no wrap-around
+    acf = np.fft.fftshift(np.fft.irfft2(np.abs(spectrum) ** 2, s=window_acf.shape))
+    acf /= window_acf  # so that distant peaks are not suppressed by the window
     return acf / acf[acf.shape[0] // 2, acf.shape[1] // 2]
+
+
+@lru_cache(maxsize=8)
+def _window(shape: tuple[int, int]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Hann window and its own autocorrelation (floored at 5% of its peak), per image shape."""
+    window = np.outer(np.hanning(shape[0]), np.hanning(shape[1]))
+    padded = (2 * shape[0], 2 * shape[1])
+    wacf = np.fft.fftshift(np.fft.irfft2(np.abs(np.fft.rfft2(window, s=padded)) ** 2, s=padded))
+    return window, np.maximum(wacf, wacf.max() * 0.05)
 
 
 def _peaks(acf: npt.NDArray[np.float64], min_pitch: float, max_pitch: float) -> list[tuple[float, float, float]]:
