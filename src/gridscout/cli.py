@@ -61,6 +61,59 @@ def simulate(
 
 
 @app.command()
+def lowmag(
+    atlas: Annotated[Path, typer.Argument(help="Atlas image: MRC (int16/float), TIFF, PNG or JPEG.")],
+    pixel_size: Annotated[float | None, typer.Option(help="Pixel size in nm, if the header lacks it.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the squares as JSON, best first.")] = False,
+    overlay: Annotated[Path | None, typer.Option(help="Write a PNG with the squares coloured by score.")] = None,
+    groups: Annotated[int, typer.Option(help="Groups for the k x n selection policy.")] = 3,
+) -> None:
+    """Find, rank and group the grid squares of an atlas."""
+    import json
+
+    from .session.lowmag import analyse_atlas
+
+    found, records = analyse_atlas(atlas, pixel_size_nm=pixel_size, groups=groups, overlay=overlay)
+    if json_out:
+        typer.echo(json.dumps(records))
+        return
+    if not found:
+        typer.echo(f"no squares: {found.reason}")
+        return
+    whole = sum(not r["partial"] for r in records)
+    size = "unknown" if found.pixel_size_angstrom is None else f"{found.pixel_size_angstrom / 10:.0f} nm/px"
+    typer.echo(f"{len(records)} squares ({whole} whole), pitch {found.pitch_px:.1f} px, "
+               f"grid angle {found.angle_deg:.1f}°, pixel size {size}")
+    for note in found.notes:
+        typer.echo(f"note: {note}")
+    for r in records[:10]:
+        typer.echo(f"  score {r['score']:.3f}  centre ({r['center'][0]:.0f}, {r['center'][1]:.0f})  "
+                   f"group {r['group']}{'  partial' if r['partial'] else ''}")
+
+
+train_app = typer.Typer(help="Regenerate the shipped models from simulated data.", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+
+
+@train_app.command("squares")
+def train_squares(
+    atlases: Annotated[int, typer.Option(help="Simulated training atlases.")] = 150,
+    held_out: Annotated[int, typer.Option(help="Held-out atlases to report the ROC AUC on.")] = 25,
+    seed: Annotated[int, typer.Option(help="Seed of the training (and held-out) streams.")] = 0,
+    size: Annotated[int, typer.Option(help="Atlas side in pixels.")] = 2048,
+    out: Annotated[Path, typer.Option(help="Model file to write.")] = Path("squares-v1.json"),
+) -> None:
+    """Train the square ranker on simulated atlases (needs the [train] extra: scikit-learn)."""
+    from .session.train_cli import train_square_ranker
+    from .sim.cassette import check_seed
+
+    check_seed(seed)
+    if atlases < 1 or held_out < 0 or size < 256:
+        raise GridScoutError("need at least 1 training atlas, held-out >= 0 and atlas size >= 256 px")
+    train_square_ranker(out, atlases=atlases, held_out=held_out, seed=seed, size_px=size, say=typer.echo)
+
+
+@app.command()
 def version() -> None:
     """Print the GridScout version."""
     typer.echo(f"gridscout {__version__}")

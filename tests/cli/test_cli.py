@@ -117,3 +117,34 @@ def test_figure_compares_real_and_simulated(real_data, tmp_path):
 def test_usage_errors_exit_2_with_usage():
     result = gridscout("demo", "--bogus")
     assert result.returncode == 2 and "No such option" in result.stderr
+
+
+def test_lowmag_json_and_overlay_on_the_real_atlas(real_data, tmp_path):
+    overlay = tmp_path / "o.png"
+    result = gridscout("lowmag", str(real_data / "real" / "lowmag" / "ptolemy_20may08a_16760340.mrc"),
+                       "--json", "--overlay", str(overlay))
+    assert result.returncode == 0, result.stderr
+    records = json.loads(result.stdout)
+    assert len(records) > 30 and overlay.stat().st_size > 10_000
+    assert [r["score"] for r in records] == sorted((r["score"] for r in records), reverse=True)
+    first = records[0]
+    assert set(first) >= {"center", "vertices", "area", "brightness", "score", "partial", "group", "features"}
+    assert len(first["vertices"]) == 4 and 0 <= first["score"] <= 1
+
+
+@pytest.mark.parametrize(("content", "message"), [(b"garbage", "not an image"), (None, "no such file")])
+def test_lowmag_bad_files(tmp_path, content, message):
+    path = tmp_path / "atlas.png"
+    if content is not None:
+        path.write_bytes(content)
+    result = gridscout("lowmag", str(path))
+    assert result.returncode == 2 and message in result.stderr
+
+
+def test_lowmag_on_an_image_without_grid_says_why(tmp_path):
+    path = tmp_path / "flat.mrc"
+    from gridscout.io import write_mrc
+
+    write_mrc(path, np.full((128, 128), 5, np.int16), pixel_size_angstrom=5000.0)
+    result = gridscout("lowmag", str(path))
+    assert result.returncode == 0 and "no squares: the image is constant" in result.stdout

@@ -224,7 +224,8 @@ def random_spec(rng: np.random.Generator, character: Character | str = Character
         ice_square_sigma=rng.uniform(0.08, 0.2),
         ice_gradient=(gradient_strength * np.cos(angle), gradient_strength * np.sin(angle)),
         film_ice_fraction=rng.uniform(0.3, 1.2) if not gold else rng.uniform(0.2, 0.6),
-        optimal_ice_nm=rng.uniform(20, 60),
+        # Samples mostly like what the prior assumes; miscalibrated grids set optimal_ice_nm themselves.
+        optimal_ice_nm=float(np.clip(rng.normal(35.0, 4.0), 25.0, 45.0)),
         square_defects={SquareDefect(k): v for k, v in _CHARACTER_DEFECTS[character].items()},
         hole_empty_fraction=rng.uniform(0.0, 0.05) if character is not Character.EMPTY else 0.3,
         crystals_per_mm2=rng.uniform(50, 300) * (8 if character is Character.CONTAMINATED else 1),

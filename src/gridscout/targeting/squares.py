@@ -33,6 +33,8 @@ from .lattice import Lattice, find_lattice
 from .mixture import fit_mixture
 
 MAX_WORKING_SIDE_PX = 1536
+MIN_ON_LATTICE = 0.6
+MIN_SQUARES_FOR_LATTICE = 4
 MIN_IMAGE_SIDE_PX = 64
 ATLAS_PIXEL_RANGE_ANGSTROM = (2000.0, 9000.0)
 LAMBDA_EFFECTIVE_NM = 300.0
@@ -41,10 +43,13 @@ LAMBDA_EFFECTIVE_NM = 300.0
 FEATURE_NAMES = (
     "area_rel", "mean_rel", "median_rel", "min_rel", "max_rel", "std_rel", "skew", "kurtosis",
     "brightness", "dark_fraction", "saturated_fraction", "fill", "elongation", "grid_distance",
-    "partial", "ice_nm", "neighbour_brightness",
+    "partial", "ice_nm", "neighbour_brightness", "vacuum_seen", "brightness_vs_ceiling", "brightness_rank",
 )
-"""Per-square features. Intensities are relative to the atlas' empty (brightest) level above
-the bar level; areas relative to one lattice cell; distances in pitches."""
+"""Per-square features. Intensities are relative to the atlas' empty level above the bar level:
+the level of broken (vacuum) squares when any are seen (`vacuum_seen` = 1), else the
+brightest smoothed level. Areas are relative to one lattice cell, distances in pitches.
+`brightness_vs_ceiling` compares a square with the atlas' brightest intact squares (90th
+percentile), `brightness_rank` is its percentile among all squares of the atlas."""
 
 
 @dataclass(frozen=True)
@@ -148,7 +153,11 @@ def find_squares(image: npt.ArrayLike, *, pixel_size_angstrom: float | None = No
         return SquareSet([], reason="nothing in the image is brighter than the grid bars")
     if lattice is None:
         return SquareSet([], reason=_no_lattice_reason(film))
-    labels, cells = _lattice_cells(film, lattice)
+    phase, on_lattice = _lattice_phase(film, lattice.vectors_px)
+    if on_lattice < MIN_ON_LATTICE:
+        return SquareSet([], reason=f"no regular mesh: too few square-sized bright regions on the strongest "
+                                    f"lattice ({on_lattice:.0%}); noise, or no grid in the image")
+    labels, cells = _lattice_cells(film, lattice, phase)
     labels = _half_maximum_core(work, labels, bar_level)
     rim_distance = _rim_distance(film, pitch)
     squares = _describe(work, smooth, labels, cells, lattice, rim_distance, bar_level, threshold, binning)
@@ -200,11 +209,9 @@ def _mesh_lattice(work: npt.NDArray[np.float32], binning: int) -> Lattice | None
     return Lattice(vectors_px=found.vectors_px * 2, kind=found.kind, strength=found.strength)
 
 
-def _lattice_cells(film: npt.NDArray[np.bool_], lattice: Lattice) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int64]]:
+def _lattice_cells(film, lattice, phase):  # noqa: ANN001, ANN202
     """Label film pixels by the lattice cell they fall in; returns labels and (i, j) per label."""
-    basis = lattice.vectors_px
-    inverse = np.linalg.inv(basis)
-    phase = _lattice_phase(film, basis, inverse)
+    inverse = np.linalg.inv(lattice.vectors_px)
     rows, cols = np.nonzero(film)
     frac = (np.column_stack([cols, rows]) - phase) @ inverse
     ij = np.rint(frac).astype(np.int64)
@@ -220,20 +227,26 @@ def _lattice_cells(film: npt.NDArray[np.bool_], lattice: Lattice) -> tuple[npt.N
     return labels, cells
 
 
-def _lattice_phase(film, basis, inverse):  # noqa: ANN001, ANN202
-    """Offset of the lattice so that cell centres sit on square centres (circular mean)."""
+def _lattice_phase(film: npt.NDArray[np.bool_], basis: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.float64], float]:
+    """Lattice offset putting cell centres on square centres, and the share of squares it fits.
+
+    The offset is the circular mean of the fractional lattice coordinates of the bright
+    regions of a square's size (15-110% of a cell); the share is how many of them lie within
+    0.2 pitch of a lattice point (about 12% by chance, near 100% on a real mesh), and 0 when
+    fewer than 4 such regions exist.
+    """
     comp, n = ndimage.label(film)
-    if n == 0:
-        return np.zeros(2)
-    areas = ndimage.sum_labels(film, comp, np.arange(1, n + 1))
-    typical = np.median(areas[areas > 0.1 * areas.max()])
-    keep = np.nonzero((areas > 0.5 * typical) & (areas < 1.5 * typical))[0] + 1
-    if len(keep) == 0:
-        keep = np.arange(1, n + 1)
+    cell_area = abs(np.linalg.det(basis))
+    areas = ndimage.sum_labels(film, comp, np.arange(1, n + 1)) if n else np.zeros(0)
+    keep = np.nonzero((areas > 0.15 * cell_area) & (areas < 1.1 * cell_area))[0] + 1
+    if len(keep) < MIN_SQUARES_FOR_LATTICE:
+        return np.zeros(2), 0.0
     centres = np.array(ndimage.center_of_mass(film, comp, keep))[:, ::-1]  # (x, y)
-    angles = 2 * np.pi * (centres @ inverse)
-    mean_frac = np.angle(np.exp(1j * angles).mean(axis=0)) / (2 * np.pi)
-    return mean_frac @ basis
+    fractional = centres @ np.linalg.inv(basis)
+    mean_frac = np.angle(np.exp(2j * np.pi * fractional).mean(axis=0)) / (2 * np.pi)
+    offset = (fractional - mean_frac) - np.rint(fractional - mean_frac)
+    on_lattice = float(np.mean(np.hypot(*(offset @ basis).T) < 0.2 * np.hypot(*basis[0])))
+    return mean_frac @ basis, on_lattice
 
 
 def _half_maximum_core(work, labels, bar_level):  # noqa: ANN001, ANN202
@@ -245,7 +258,8 @@ def _half_maximum_core(work, labels, bar_level):  # noqa: ANN001, ANN202
     sharp = ndimage.gaussian_filter(work, 1.0)
     index = np.arange(1, int(labels.max()) + 1)
     level = np.full(len(index) + 1, np.inf)
-    level[index] = bar_level + 0.5 * (np.asarray(ndimage.mean(sharp, labels, index)) - bar_level)
+    with np.errstate(invalid="ignore"):  # cells without pixels give NaN: they keep nothing
+        level[index] = bar_level + 0.5 * (np.asarray(ndimage.mean(sharp, labels, index)) - bar_level)
     return np.where(sharp > level[labels], labels, 0).astype(np.int32)
 
 
@@ -285,6 +299,7 @@ def _describe(work, smooth, labels, cells, lattice, rim_distance, bar_level, thr
     partial = ((rim_near | lonely) & truncated) | _touches_border(labels, index)
     grid_centre = centres[~partial].mean(axis=0) if (~partial).any() else centres.mean(axis=0)
     grid_distance = np.hypot(*(centres - grid_centre).T) / lattice.pitch_px
+    context = _atlas_context(stats, partial)
     neighbour = _neighbour_brightness(cells, stats["median_rel"])
     squares = []
     for q in range(len(index)):
@@ -296,6 +311,7 @@ def _describe(work, smooth, labels, cells, lattice, rim_distance, bar_level, thr
             "grid_distance": float(grid_distance[q]),
             "partial": float(partial[q]),
             "neighbour_brightness": float(neighbour[q]),
+            **{name: float(values[q]) for name, values in context.items()},
         }
         squares.append(Square(
             centre_px=(float((centres[q, 0] + 0.5) * binning - 0.5), float((centres[q, 1] + 0.5) * binning - 0.5)),
@@ -312,7 +328,8 @@ def _intensity_stats(work, smooth, labels, index, bar_level, threshold):  # noqa
     span = max(empty_level - bar_level, 1e-6)
     rel = (work - bar_level) / span
     mean = ndimage.mean(rel, labels, index)
-    var = np.maximum(ndimage.variance(rel, labels, index), 1e-12)
+    with np.errstate(invalid="ignore"):  # SciPy also divides for cells the core left empty; unused
+        var = np.maximum(ndimage.variance(rel, labels, index), 1e-12)
     count = ndimage.sum_labels(np.ones_like(rel), labels, index)
     lookup = np.zeros(int(labels.max()) + 1)
     lookup[index] = mean
@@ -335,6 +352,27 @@ def _intensity_stats(work, smooth, labels, index, bar_level, threshold):  # noqa
         "dark_fraction": ndimage.sum_labels(smooth_rel < dark_cut, labels, index) / count,
         "saturated_fraction": ndimage.sum_labels(smooth_rel > 0.9, labels, index) / count,
         "ice_nm": LAMBDA_EFFECTIVE_NM * np.log(1.0 / np.minimum(transmission, 1.0)),
+    }
+
+
+def _atlas_context(stats, partial):  # noqa: ANN001, ANN202
+    """Where each square stands in its atlas: against vacuum, the brightest intact squares, all squares.
+
+    Absolute ice thickness needs the vacuum level, seen only through broken squares; without
+    them, brightness can only be judged against the rest of the atlas, as an operator does.
+    """
+    broken = stats["saturated_fraction"] > 0.5
+    vacuum = float(np.median(stats["median_rel"][broken])) if broken.any() else 1.0
+    brightness = stats["median_rel"] / max(vacuum, 1e-6)
+    intact = ~broken & ~partial
+    ceiling = float(np.percentile(brightness[intact], 90)) if intact.any() else float(brightness.max())
+    order = np.argsort(np.argsort(brightness))
+    stats["brightness"] = brightness
+    stats["ice_nm"] = LAMBDA_EFFECTIVE_NM * np.log(1.0 / np.clip(brightness, 1e-3, 1.0))
+    return {
+        "vacuum_seen": np.full(len(brightness), float(broken.any())),
+        "brightness_vs_ceiling": brightness / max(ceiling, 1e-6),
+        "brightness_rank": order / max(len(order) - 1, 1),
     }
 
 

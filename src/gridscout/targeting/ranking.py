@@ -1,0 +1,87 @@
+"""Square ranking: a small tree ensemble evaluated in NumPy (no torch, no ONNX needed).
+
+The model file is JSON written by `gridscout.targeting.train.fit_tree_ensemble`: feature
+names, a base value, a learning rate and trees as flat arrays (scikit-learn's layout).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from ..model.errors import FileFormatError
+from ..model.records import Score
+from .squares import FEATURE_NAMES, SquareSet
+
+DEFAULT_SQUARE_MODEL = "squares-v1.json"
+
+
+@dataclass(frozen=True)
+class TreeEnsemble:
+    """Gradient-boosted regression trees; `predict` is clipped to [0, 1]."""
+
+    version: str
+    features: tuple[str, ...]
+    base: float
+    learning_rate: float
+    trees: tuple[dict[str, npt.NDArray], ...]
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TreeEnsemble:
+        try:
+            trees = tuple(
+                {key: np.asarray(t[key], dtype=float if key in ("threshold", "value") else np.int64)
+                 for key in ("left", "right", "feature", "threshold", "value")}
+                for t in data["trees"]
+            )
+            return cls(str(data["version"]), tuple(data["features"]), float(data["base"]),
+                       float(data["learning_rate"]), trees)
+        except (KeyError, TypeError, ValueError) as err:
+            raise FileFormatError(f"not a GridScout tree-ensemble model: {err}") from None
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> TreeEnsemble:
+        """Load a model file; the packaged square ranker when `path` is None."""
+        if path is None:
+            text = resources.files("gridscout.targeting.weights").joinpath(DEFAULT_SQUARE_MODEL).read_text()
+        else:
+            try:
+                text = Path(path).read_text()
+            except OSError as err:
+                raise FileFormatError(f"{path}: cannot read model ({err.strerror})") from None
+        try:
+            return cls.from_dict(json.loads(text))
+        except json.JSONDecodeError as err:
+            raise FileFormatError(f"{path or DEFAULT_SQUARE_MODEL}: not JSON ({err})") from None
+
+    def predict(self, x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """Scores in [0, 1] for rows of `x` (columns in `features` order)."""
+        x = np.atleast_2d(np.asarray(x, dtype=float))
+        out = np.full(len(x), self.base)
+        rows = np.arange(len(x))
+        for tree in self.trees:
+            node = np.zeros(len(x), dtype=np.int64)
+            while True:
+                inner = tree["left"][node] >= 0
+                if not inner.any():
+                    break
+                f = tree["feature"][node[inner]]
+                go_left = x[rows[inner], f] <= tree["threshold"][node[inner]]
+                node[inner] = np.where(go_left, tree["left"][node[inner]], tree["right"][node[inner]])
+            out += self.learning_rate * tree["value"][node]
+        return np.clip(out, 0.0, 1.0)
+
+
+def score_squares(found: SquareSet, model: TreeEnsemble | None = None) -> list[Score]:
+    """A prior score per square, with the features and model version that produced it."""
+    model = model or TreeEnsemble.load()
+    if model.features != FEATURE_NAMES:
+        raise FileFormatError(f"model {model.version} expects features {model.features}, not {FEATURE_NAMES}")
+    values = model.predict(found.feature_matrix()) if found.squares else np.array([])
+    return [Score(value=float(v), model_version=model.version, features=s.features)
+            for v, s in zip(values, found.squares, strict=True)]
