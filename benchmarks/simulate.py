@@ -19,8 +19,15 @@ import subprocess
 import sys
 import tempfile
 
+PEAK_MB = """
+def peak_mb():
+    # VmHWM: peak resident memory of this process; ru_maxrss would inherit the parent's across exec.
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM")) / 1024
+"""
+
 ATLAS = """
-import json, resource, time, numpy as np
+import json, time, numpy as np
 from gridscout.scope import SimulatedMicroscope
 from gridscout.sim.cassette import VirtualCassette
 scope = SimulatedMicroscope(VirtualCassette.random(1, seed={seed}), rng=np.random.default_rng({seed}))
@@ -29,22 +36,22 @@ start = time.perf_counter()
 atlas = scope.acquire_montage("atlas", (5, 5), overlap={overlap})
 seconds = time.perf_counter() - start
 print(json.dumps({{"seconds": seconds, "shape": list(atlas.shape),
-                   "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+                   "peak_mb": peak_mb()}}))
 """
 
 CASSETTE = """
-import json, resource, time
+import json, time
 from gridscout.scope.simdata import simulate_dataset
 start = time.perf_counter()
 truth = simulate_dataset({out!r}, grids=12, seed={seed}, squares_per_grid=10, views_per_square=0)
 seconds = time.perf_counter() - start
 print(json.dumps({{"seconds": seconds, "images": sum(len(g.images) for g in truth.grids),
-                   "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+                   "peak_mb": peak_mb()}}))
 """
 
 
 def run(code: str) -> dict:
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = subprocess.run([sys.executable, "-c", PEAK_MB + code], capture_output=True, text=True, check=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 

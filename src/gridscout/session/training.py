@@ -113,25 +113,47 @@ def square_examples(cases) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.floa
     return (np.array(rows).reshape(-1, len(FEATURE_NAMES)), np.array(labels), np.array(groups, dtype=np.int64))
 
 
+VISIBLE_TRANSMISSION = 0.02
+"""A square is visible when its central half transmits at least 2% of the beam (noiseless)."""
+
+
 @dataclass(frozen=True)
 class DetectionScore:
-    """Whole-square detection on one atlas, with Ptolemy's one-to-one matching."""
+    """Whole-square detection on one atlas, with Ptolemy's one-to-one matching.
 
-    truth: int
+    Recall counts the whole, visible, in-view squares of the truth; precision counts the
+    detections not flagged partial that match any whole square (finding a square too dark
+    to count for recall is not a false detection).
+    """
+
+    visible: int
     detected: int
-    matched: int
+    matched_visible: int
+    matched_any: int
     centre_errors_px: tuple[float, ...]
 
 
 def score_detection(case: AtlasCase) -> DetectionScore:
-    """Whole, in-view squares of the truth against the detections not flagged partial.
-
-    A match is a one-to-one pair closer than a quarter pitch (`match`).
-    """
+    """Detections against the truth of one simulated atlas (see `DetectionScore`)."""
     whole = {s.id for s in case.grid.squares if s.whole}
     truth = {s.id: s for s in case.truth if s.inside and s.id in whole}
+    visible = _visible(case, truth.values())
     detections = {q for q, s in enumerate(case.found.squares) if not s.partial}
     pairs = [(q, sid) for q, sid in match(case) if q in detections and sid in truth]
     errors = tuple(float(np.hypot(*np.subtract(case.found.squares[q].centre_px, truth[sid].centre_px)))
                    for q, sid in pairs)
-    return DetectionScore(len(truth), len(detections), len(pairs), errors)
+    return DetectionScore(len(visible), len(detections), sum(sid in visible for _, sid in pairs), len(pairs), errors)
+
+
+def _visible(case: AtlasCase, squares) -> set[str]:  # noqa: ANN001
+    transmission = case.grid.transmission(case.geometry)
+    rows, cols = transmission.shape
+    seen = set()
+    for s in squares:
+        v = np.asarray(s.vertices_px)
+        half = max(2, int(0.25 * np.hypot(*(v[1] - v[0])) / np.sqrt(2)))
+        x, y = (int(round(c)) for c in s.centre_px)
+        patch = transmission[max(y - half, 0): min(y + half + 1, rows), max(x - half, 0): min(x + half + 1, cols)]
+        if patch.size and patch.mean() >= VISIBLE_TRANSMISSION:
+            seen.add(s.id)
+    return seen

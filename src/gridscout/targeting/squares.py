@@ -153,7 +153,8 @@ def find_squares(image: npt.ArrayLike, *, pixel_size_angstrom: float | None = No
         return SquareSet([], reason="nothing in the image is brighter than the grid bars")
     if lattice is None:
         return SquareSet([], reason=_no_lattice_reason(film))
-    phase, on_lattice = _lattice_phase(film, lattice.vectors_px)
+    half_level = bar_level + 0.5 * (float(np.median(smooth[film])) - bar_level)
+    lattice, phase, on_lattice = _best_lattice(smooth > half_level, lattice)
     if on_lattice < MIN_ON_LATTICE:
         return SquareSet([], reason=f"no regular mesh: too few square-sized bright regions on the strongest "
                                     f"lattice ({on_lattice:.0%}); noise, or no grid in the image")
@@ -227,26 +228,64 @@ def _lattice_cells(film, lattice, phase):  # noqa: ANN001, ANN202
     return labels, cells
 
 
-def _lattice_phase(film: npt.NDArray[np.bool_], basis: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.float64], float]:
-    """Lattice offset putting cell centres on square centres, and the share of squares it fits.
+def _best_lattice(bright: npt.NDArray[np.bool_], lattice: Lattice) -> tuple[Lattice, npt.NDArray[np.float64], float]:
+    """Fit the lattice, and its variants with a vector halved; keep the one most squares sit on.
 
-    The offset is the circular mean of the fractional lattice coordinates of the bright
-    regions of a square's size (15-110% of a cell); the share is how many of them lie within
-    0.2 pitch of a lattice point (about 12% by chance, near 100% on a real mesh), and 0 when
-    fewer than 4 such regions exist.
+    On tilted grids the foreshortened neighbour peak of the autocorrelation can be weaker
+    than its second harmonic, which then poses as a lattice vector: half the squares fall
+    between its points. Ties go to the larger cell.
     """
-    comp, n = ndimage.label(film)
+    best = _fit_lattice(bright, lattice)
+    if best[2] >= 0.9:  # nearly every square on it: no harmonic to suspect
+        return best
+    for halve in ((0.5, 1), (1, 0.5), (0.5, 0.5)):
+        trial = Lattice(vectors_px=lattice.vectors_px * np.array(halve)[:, None], kind=lattice.kind,
+                        strength=lattice.strength)
+        fitted = _fit_lattice(bright, trial)
+        if fitted[2] > best[2] + 0.05:
+            best = fitted
+    return best
+
+
+def _fit_lattice(bright: npt.NDArray[np.bool_], lattice: Lattice) -> tuple[Lattice, npt.NDArray[np.float64], float]:
+    """Refine the lattice on the square centroids; return it, its offset and the share it fits.
+
+    The autocorrelation gives the lattice to about a pixel, which over tens of cells adds
+    up to half a pitch. A least-squares fit of ``centre = offset + i v1 + j v2`` to the
+    centroids of square-sized bright regions (15-110% of a cell), grown outwards from the
+    image centre so the integer (i, j) stay unambiguous, makes it exact across the atlas.
+    `bright` is film above half-way to its median level (glow would join squares). The
+    share is how many regions lie within 0.2 pitch of a lattice point: about 12% by
+    chance, near 100% on a real mesh, 0 with fewer than 4 regions.
+    """
+    basis = lattice.vectors_px
+    comp, n = ndimage.label(bright)
+    areas = ndimage.sum_labels(bright, comp, np.arange(1, n + 1)) if n else np.zeros(0)
     cell_area = abs(np.linalg.det(basis))
-    areas = ndimage.sum_labels(film, comp, np.arange(1, n + 1)) if n else np.zeros(0)
     keep = np.nonzero((areas > 0.15 * cell_area) & (areas < 1.1 * cell_area))[0] + 1
     if len(keep) < MIN_SQUARES_FOR_LATTICE:
-        return np.zeros(2), 0.0
-    centres = np.array(ndimage.center_of_mass(film, comp, keep))[:, ::-1]  # (x, y)
-    fractional = centres @ np.linalg.inv(basis)
-    mean_frac = np.angle(np.exp(2j * np.pi * fractional).mean(axis=0)) / (2 * np.pi)
-    offset = (fractional - mean_frac) - np.rint(fractional - mean_frac)
-    on_lattice = float(np.mean(np.hypot(*(offset @ basis).T) < 0.2 * np.hypot(*basis[0])))
-    return mean_frac @ basis, on_lattice
+        return lattice, np.zeros(2), 0.0
+    centres = np.array(ndimage.center_of_mass(bright, comp, keep))[:, ::-1]  # (x, y)
+    middle = np.array(bright.shape[::-1]) / 2
+    offset = centres[np.argmin(np.hypot(*(centres - middle).T))]
+    pitch = np.hypot(*basis[0])
+    reach = 3 * pitch
+    while True:
+        fractional = (centres - offset) @ np.linalg.inv(basis)
+        ij = np.rint(fractional)
+        use = (np.hypot(*(centres - offset).T) <= reach) & (np.hypot(*((fractional - ij) @ basis).T) < 0.25 * pitch)
+        if use.sum() >= 3 and np.linalg.matrix_rank(ij[use]) == 2:
+            design = np.column_stack([np.ones(use.sum()), ij[use]])
+            solution = np.linalg.lstsq(design, centres[use], rcond=None)[0]
+            offset, basis = solution[0], solution[1:]
+        if reach > np.hypot(*bright.shape):
+            break
+        reach *= 2
+    residual = (centres - offset) @ np.linalg.inv(basis)
+    residual -= np.rint(residual)
+    on_lattice = float(np.mean(np.hypot(*(residual @ basis).T) < 0.2 * np.hypot(*basis[0])))
+    refined = Lattice(vectors_px=basis, kind=lattice.kind, strength=lattice.strength)
+    return refined, offset, on_lattice
 
 
 def _half_maximum_core(work, labels, bar_level):  # noqa: ANN001, ANN202
@@ -283,9 +322,10 @@ def _describe(work, smooth, labels, cells, lattice, rim_distance, bar_level, thr
     if not keep.any():
         return []
     index, cells, area = index[keep], cells[keep], area[keep]
-    stats = _intensity_stats(work, smooth, labels, index, bar_level, threshold)
+    extremes = _LabelExtremes(labels, index)
+    stats = _intensity_stats(work, smooth, labels, index, bar_level, threshold, extremes)
     angle = math.atan2(basis[0, 1], basis[0, 0])
-    boxes = _aligned_boxes(labels, index, angle, work.shape)
+    boxes = _aligned_boxes(extremes, angle, work.shape)
     phase_centres = _cell_centres(labels, index, cells, basis)
     typical = np.median(area)
     centroid = np.array(ndimage.center_of_mass(np.ones_like(work), labels, index))[:, ::-1]
@@ -293,7 +333,7 @@ def _describe(work, smooth, labels, cells, lattice, rim_distance, bar_level, thr
     centres = np.where(regular[:, None], centroid, phase_centres)
     # Near the rim or the border is not enough: a smoothed mask reaches a few px further than
     # the film. A square is partial when it is also truncated there.
-    rim_near = ndimage.minimum(rim_distance, labels, index) < lattice.pitch_px
+    rim_near = extremes.min(rim_distance) < lattice.pitch_px
     truncated = _truncated(area, boxes, regular)
     lonely = _missing_neighbours(cells, centres, basis, work.shape)  # on the edge of the mesh: the rim may cut it
     partial = ((rim_near | lonely) & truncated) | _touches_border(labels, index)
@@ -323,7 +363,7 @@ def _describe(work, smooth, labels, cells, lattice, rim_distance, bar_level, thr
     return squares
 
 
-def _intensity_stats(work, smooth, labels, index, bar_level, threshold):  # noqa: ANN001, ANN202
+def _intensity_stats(work, smooth, labels, index, bar_level, threshold, extremes):  # noqa: ANN001, ANN202
     empty_level = float(np.percentile(smooth, 99.9))
     span = max(empty_level - bar_level, 1e-6)
     rel = (work - bar_level) / span
@@ -343,8 +383,8 @@ def _intensity_stats(work, smooth, labels, index, bar_level, threshold):  # noqa
     return {
         "mean_rel": mean,
         "median_rel": median,
-        "min_rel": ndimage.minimum(smooth_rel, labels, index),
-        "max_rel": ndimage.maximum(smooth_rel, labels, index),
+        "min_rel": extremes.min(smooth_rel),
+        "max_rel": extremes.max(smooth_rel),
         "std_rel": np.sqrt(var),
         "skew": m3 / var**1.5,
         "kurtosis": m4 / var**2 - 3.0,
@@ -376,13 +416,13 @@ def _atlas_context(stats, partial):  # noqa: ANN001, ANN202
     }
 
 
-def _aligned_boxes(labels, index, angle, shape):  # noqa: ANN001, ANN202
+def _aligned_boxes(extremes, angle, shape):  # noqa: ANN001, ANN202
     rows, cols = np.indices(shape, dtype=np.float32)
     c, s = math.cos(angle), math.sin(angle)
     u = cols * c + rows * s
     v = -cols * s + rows * c
-    umin, umax = ndimage.minimum(u, labels, index), ndimage.maximum(u, labels, index)
-    vmin, vmax = ndimage.minimum(v, labels, index), ndimage.maximum(v, labels, index)
+    umin, umax = extremes.min(u), extremes.max(u)
+    vmin, vmax = extremes.min(v), extremes.max(v)
     corners_uv = np.stack([np.stack([umin, vmin], 1), np.stack([umax, vmin], 1),
                            np.stack([umax, vmax], 1), np.stack([umin, vmax], 1)], axis=1)
     back = np.array([[c, -s], [s, c]])
@@ -394,6 +434,24 @@ def _aligned_boxes(labels, index, angle, shape):  # noqa: ANN001, ANN202
         "elongation": np.maximum(side_u, side_v) / np.maximum(np.minimum(side_u, side_v), 1.0),
         "sides": np.column_stack([side_u, side_v]),
     }
+
+
+class _LabelExtremes:
+    """Per-label minimum and maximum of several images with one sort of the labelled pixels."""
+
+    def __init__(self, labels: npt.NDArray[np.int32], index: npt.NDArray[np.int64]) -> None:
+        flat = labels.ravel()
+        pixels = np.flatnonzero(np.isin(flat, index))
+        order = np.argsort(flat[pixels], kind="stable")
+        self._pixels = pixels[order]
+        sorted_labels = flat[self._pixels]
+        self._starts = np.searchsorted(sorted_labels, index)
+
+    def min(self, image: npt.NDArray) -> npt.NDArray[np.float64]:
+        return np.minimum.reduceat(image.ravel()[self._pixels], self._starts)
+
+    def max(self, image: npt.NDArray) -> npt.NDArray[np.float64]:
+        return np.maximum.reduceat(image.ravel()[self._pixels], self._starts)
 
 
 def _truncated(area, boxes, regular):  # noqa: ANN001, ANN202
