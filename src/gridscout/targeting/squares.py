@@ -8,8 +8,11 @@ Steps (``docs/targeting.md``):
 2. smooth at 4% of the pitch (hides the hole texture), fit a 1-D Gaussian mixture to the
    intensities (2-4 classes by BIC); everything brighter than the darkest class (bars and
    rim) is film;
-3. assign film pixels to lattice cells, which splits squares joined by broken bars and
-   keeps debris apart; cells with under 5% of a cell's area are dropped;
+3. refine the lattice by least squares on the centroids of square-sized bright regions (and
+   undo a harmonic posing as a lattice vector); refuse images where few regions fit it;
+   assign film pixels to lattice cells, which splits squares joined by broken bars and keeps
+   debris apart; cells with under 5% of a cell's area are dropped; measure each square on
+   its half-maximum core;
 4. the grid rim is the part of the dark class deeper than 0.6 pitch from any film; squares
    whose box or area is short of the typical square's (by 7% or 15%) and that lie within
    one pitch of the rim or lack a lattice neighbour, and squares whose half-maximum core
