@@ -4,13 +4,3 @@ ANGSTROM_PER_UM = 1.0e4
 ANGSTROM_PER_NM = 10.0
 NM_PER_UM = 1.0e3
 UM_PER_INCH = 25_400.0
-
-
-def angstrom_to_um(value: float) -> float:
-    """Convert ångström to micrometres."""
-    return value / ANGSTROM_PER_UM
-
-
-def um_to_angstrom(value: float) -> float:
-    """Convert micrometres to ångström."""
-    return value * ANGSTROM_PER_UM

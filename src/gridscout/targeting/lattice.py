@@ -68,7 +68,7 @@ def find_lattice(
     if not np.all(np.isfinite(a)):
         raise ImageError("image contains NaN or infinite pixels")
     binning = max(1, math.ceil(max(a.shape) / _MAX_SIDE_PX))
-    a = _bin(a, binning)
+    a = bin_mean(a, binning)
     max_pitch = (max_pitch_px or min(np.shape(image)[:2]) / 3) / binning
     min_pitch = max(min_pitch_px / binning, 2.0)
     acf = _autocorrelation(a)
@@ -83,7 +83,8 @@ def find_lattice(
     return Lattice(vectors_px=vectors, kind=_classify(vectors), strength=float(first[2]))
 
 
-def _bin(a: npt.NDArray[np.float32], factor: int) -> npt.NDArray[np.float32]:
+def bin_mean(a: npt.NDArray[np.float32], factor: int) -> npt.NDArray[np.float32]:
+    """Mean of `factor` x `factor` blocks (edges that do not fill a block are dropped)."""
     if factor == 1:
         return a
     r, c = a.shape[0] // factor * factor, a.shape[1] // factor * factor

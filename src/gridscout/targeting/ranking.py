@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
@@ -77,9 +78,15 @@ class TreeEnsemble:
         return np.clip(out, 0.0, 1.0)
 
 
+@lru_cache(maxsize=1)
+def packaged_square_model() -> TreeEnsemble:
+    """The shipped square ranker, read once per process."""
+    return TreeEnsemble.load()
+
+
 def score_squares(found: SquareSet, model: TreeEnsemble | None = None) -> list[Score]:
     """A prior score per square, with the features and model version that produced it."""
-    model = model or TreeEnsemble.load()
+    model = model or packaged_square_model()
     if model.features != FEATURE_NAMES:
         raise FileFormatError(f"model {model.version} expects features {model.features}, not {FEATURE_NAMES}")
     values = model.predict(found.feature_matrix()) if found.squares else np.array([])

@@ -32,7 +32,7 @@ from scipy import ndimage
 
 from ..model.errors import ImageError
 from ..model.units import UM_PER_INCH
-from .lattice import Lattice, find_lattice
+from .lattice import Lattice, bin_mean, find_lattice
 from .mixture import fit_mixture
 
 MAX_WORKING_SIDE_PX = 1536
@@ -144,7 +144,7 @@ def find_squares(image: npt.ArrayLike, *, pixel_size_angstrom: float | None = No
     if float(raw.max()) - float(raw.min()) <= 1e-12 * max(1.0, abs(float(raw.max()))):
         return SquareSet([], reason="the image is constant: no squares can be told from bars")
     binning = max(1, math.ceil(max(raw.shape) / MAX_WORKING_SIDE_PX))
-    work = _bin(raw, binning)
+    work = bin_mean(raw, binning)
     lattice = _mesh_lattice(work, binning)
     pitch = lattice.pitch_px if lattice is not None else None
     smooth = ndimage.gaussian_filter(work, max(1.0, 0.04 * pitch) if pitch else 2.0)
@@ -194,13 +194,6 @@ def _as_image(image: npt.ArrayLike) -> npt.NDArray[np.float32]:
     return a
 
 
-def _bin(a: npt.NDArray[np.float32], factor: int) -> npt.NDArray[np.float32]:
-    if factor == 1:
-        return a
-    r, c = a.shape[0] // factor * factor, a.shape[1] // factor * factor
-    return a[:r, :c].reshape(r // factor, factor, c // factor, factor).mean(axis=(1, 3))
-
-
 def _mesh_lattice(work: npt.NDArray[np.float32], binning: int) -> Lattice | None:
     """The mesh lattice, searched on a smoothed copy binned by 2 (squares are >= 50 px apart).
 
@@ -209,7 +202,7 @@ def _mesh_lattice(work: npt.NDArray[np.float32], binning: int) -> Lattice | None
     many dim squares of a thick grid.
     """
     smooth = ndimage.gaussian_filter(work, 3.0)
-    half = _bin(np.minimum(smooth, np.percentile(smooth, 85)), 2)
+    half = bin_mean(np.minimum(smooth, np.percentile(smooth, 85)), 2)
     found = find_lattice(half, min_pitch_px=max(25.0 / binning, 8.0))
     if found is None:
         return None
@@ -332,9 +325,9 @@ def _describe(work, smooth, labels, cells, lattice, rim_distance, bar_level, thr
     stats = _intensity_stats(work, smooth, labels, index, bar_level, threshold, extremes)
     angle = math.atan2(basis[0, 1], basis[0, 0])
     boxes = _aligned_boxes(extremes, angle, work.shape)
-    phase_centres = _cell_centres(labels, index, cells, basis)
     typical = np.median(area)
     centroid = np.array(ndimage.center_of_mass(np.ones_like(work), labels, index))[:, ::-1]
+    phase_centres = _cell_centres(centroid, cells, basis)
     regular = area >= 0.7 * typical
     centres = np.where(regular[:, None], centroid, phase_centres)
     # Near the rim or the border is not enough: a smoothed mask reaches a few px further than
@@ -476,9 +469,8 @@ def _touches_border(labels, index):  # noqa: ANN001, ANN202
     return ndimage.sum_labels(ring, labels, index) >= 2
 
 
-def _cell_centres(labels, index, cells, basis):  # noqa: ANN001, ANN202
-    """Lattice-predicted centres of cells: the film centroid snapped to its cell's lattice point."""
-    centroid = np.array(ndimage.center_of_mass(np.ones(labels.shape), labels, index))[:, ::-1]
+def _cell_centres(centroid, cells, basis):  # noqa: ANN001, ANN202
+    """Lattice-predicted centres of cells: their lattice points, offset by the median film centroid offset."""
     offsets = centroid - cells @ basis
     phase = np.median(offsets, axis=0)
     return cells @ basis + phase
