@@ -91,6 +91,44 @@ def lowmag(
                    f"group {r['group']}{'  partial' if r['partial'] else ''}")
 
 
+@app.command()
+def medmag(
+    image: Annotated[Path, typer.Argument(help="Square or hole image: MRC, TIFF, PNG or JPEG.")],
+    pixel_size: Annotated[float | None, typer.Option(help="Pixel size in nm (reported only: holes are found without it).")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the holes as JSON, best first.")] = False,
+    with_lattice: Annotated[bool, typer.Option("--with-lattice", help="With --json: an object with the lattice and the holes.")] = False,
+    overlay: Annotated[Path | None, typer.Option(help="Write a PNG with the holes coloured by score.")] = None,
+) -> None:
+    """Find and rank the holes of a medium-magnification image, on any lattice."""
+    import json
+
+    import numpy as np
+
+    from .session.medmag import analyse_medmag, lattice_record
+
+    found, records = analyse_medmag(image, overlay=overlay)
+    if json_out:
+        if with_lattice:
+            typer.echo(json.dumps({"lattice": lattice_record(found), "holes": records,
+                                   "reason": found.reason or None, "pixel_size_nm": pixel_size}))
+        else:
+            typer.echo(json.dumps(records))
+        return
+    if not found:
+        typer.echo(f"no holes: {found.reason}")
+        return
+    lattice = found.lattice
+    where = f"{lattice.kind} lattice, pitch {lattice.pitch_px:.1f} px" if lattice else "no lattice (blobs)"
+    typer.echo(f"{len(records)} holes ({sum(not r['partial'] for r in records)} whole), {where}, "
+               f"radius {np.median([r['radius'] for r in records]):.1f} px, holes "
+               f"{'brighter' if found.contrast > 0 else 'darker'} than the film")
+    for note in found.notes:
+        typer.echo(f"note: {note}")
+    for r in records[:10]:
+        typer.echo(f"  score {r['score']:.3f}  centre ({r['center'][0]:.0f}, {r['center'][1]:.0f})  "
+                   f"ice ~{r['ice_nm']:.0f} nm{'  partial' if r['partial'] else ''}")
+
+
 train_app = typer.Typer(help="Regenerate the shipped models from simulated data.", no_args_is_help=True)
 app.add_typer(train_app, name="train")
 
@@ -111,6 +149,29 @@ def train_squares(
     if atlases < 1 or held_out < 0 or size < 256:
         raise GridScoutError("need at least 1 training atlas, held-out >= 0 and atlas size >= 256 px")
     train_square_ranker(out, atlases=atlases, held_out=held_out, seed=seed, size_px=size, say=typer.echo)
+
+
+@train_app.command("holes")
+def train_holes(
+    examples: Annotated[int, typer.Option(help="Simulated (view, mask) examples for the detector.")] = 3000,
+    steps: Annotated[int, typer.Option(help="Detector training steps (batch 16).")] = 1500,
+    images: Annotated[int, typer.Option(help="Simulated images for the hole ranker.")] = 120,
+    held_out: Annotated[int, typer.Option(help="Held-out images to report the ranker's ROC AUC on.")] = 30,
+    size: Annotated[int, typer.Option(help="Side of the ranker's images, pixels.")] = 1024,
+    seed: Annotated[int, typer.Option(help="Seed of the training (and held-out) streams.")] = 0,
+    out: Annotated[Path, typer.Option(help="Folder for holes-unet-v1.onnx and holes-v1.json.")] = Path("."),
+) -> None:
+    """Train the hole detector (U-Net, ONNX) and the hole ranker on simulated images (needs the [train] extra)."""
+    from .session.train_cli import train_hole_detector, train_hole_ranker
+    from .sim.cassette import check_seed
+
+    check_seed(seed)
+    if examples < 1 or steps < 1 or images < 1 or held_out < 0 or size < 128:
+        raise GridScoutError("need examples, steps and images >= 1, held-out >= 0 and image size >= 128 px")
+    detector = out / "holes-unet-v1.onnx"
+    train_hole_detector(detector, examples=examples, steps=steps, seed=seed, say=typer.echo)
+    train_hole_ranker(out / "holes-v1.json", images=images, held_out=held_out, seed=seed, detector=detector,
+                      size_px=size, say=typer.echo)
 
 
 @app.command()

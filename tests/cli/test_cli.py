@@ -148,3 +148,36 @@ def test_lowmag_on_an_image_without_grid_says_why(tmp_path):
     write_mrc(path, np.full((128, 128), 5, np.int16), pixel_size_angstrom=5000.0)
     result = gridscout("lowmag", str(path))
     assert result.returncode == 0 and "no squares: the image is constant" in result.stdout
+
+
+def test_medmag_json_with_lattice_and_overlay(tmp_path):
+    from gridscout.io.mrc import write_mrc
+    from gridscout.sim.medmag import random_medmag
+
+    case = random_medmag(np.random.default_rng(8), size_px=512)
+    path = tmp_path / "square.mrc"
+    write_mrc(path, case.image, pixel_size_angstrom=case.pixel_size_angstrom)
+    result = gridscout("medmag", str(path), "--json", "--with-lattice", "--overlay", str(tmp_path / "o.png"))
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["lattice"]["type"] in ("square", "hexagonal", "oblique") and len(out["lattice"]["vectors"]) == 2
+    holes = out["holes"]
+    assert len(holes) > 10 and [h["score"] for h in holes] == sorted((h["score"] for h in holes), reverse=True)
+    assert {"center", "radius", "vertices", "area", "score", "ice_nm", "partial", "features"} <= set(holes[0])
+    assert (tmp_path / "o.png").stat().st_size > 0
+
+
+def test_medmag_pitch_on_the_real_leginon_image(real_data):
+    result = gridscout("medmag", str(real_data / "real" / "medmag" / "leginon_mag2250_bin4_1.jpg"), "--json",
+                       "--with-lattice")
+    assert result.returncode == 0, result.stderr
+    assert abs(json.loads(result.stdout)["lattice"]["pitch"] / 96.0 - 1) < 0.03  # README: pitch ~96 px
+
+
+def test_medmag_on_an_image_without_holes_says_why(tmp_path):
+    from PIL import Image
+
+    path = tmp_path / "bar.png"
+    Image.fromarray(np.full((200, 200), 30, np.uint8)).save(path)
+    result = gridscout("medmag", str(path))
+    assert result.returncode == 0 and "no holes:" in result.stdout

@@ -367,7 +367,9 @@ class VirtualGrid:
     def objects_in_image(self, geometry: ImageGeometry) -> tuple[list[SquareInImage], list[HoleInImage]]:
         """Squares and holes an image with this (actual) geometry shows, in its pixels.
 
-        Holes are listed only when they are at least 2 pixels in radius.
+        Squares are listed when a corner or their centre is in view; holes are listed
+        when they are at least 2 pixels in radius, also when the image lies inside one
+        square and shows neither.
         """
         corners_uv = self.to_grid(geometry.corners_um())
         lo, hi = corners_uv.min(axis=0), corners_uv.max(axis=0)
@@ -381,17 +383,16 @@ class VirtualGrid:
             sq = self.squares[k]
             vertices = geometry.stage_to_pixel(np.asarray(sq.vertices_um))
             inside = geometry.contains_px(vertices)
-            if not inside.any() and not geometry.contains_px(geometry.stage_to_pixel(sq.centre_um)).any():
-                continue
-            squares.append(
-                SquareInImage(
-                    id=sq.id,
-                    centre_px=tuple(geometry.stage_to_pixel(sq.centre_um)),
-                    vertices_px=tuple(map(tuple, vertices)),
-                    inside=bool(inside.all()),
+            if inside.any() or geometry.contains_px(geometry.stage_to_pixel(sq.centre_um)).any():
+                squares.append(
+                    SquareInImage(
+                        id=sq.id,
+                        centre_px=tuple(geometry.stage_to_pixel(sq.centre_um)),
+                        vertices_px=tuple(map(tuple, vertices)),
+                        inside=bool(inside.all()),
+                    )
                 )
-            )
-            if axes_px[1] >= 2.0:
+            if axes_px[1] >= 2.0:  # a hole image inside one square shows neither its corners nor its centre
                 holes.extend(self._holes_in_image(sq.id, geometry, axes_px, angle))
         return squares, holes
 
@@ -437,7 +438,7 @@ class VirtualGrid:
         seen = geometry.contains_px(centres, margin_px=-axes_px[0])
         whole = geometry.contains_px(centres, margin_px=axes_px[0])
         return [
-            HoleInImage(id=h.id, centre_px=(float(c[0]), float(c[1])), axes_px=axes_px,
+            HoleInImage(id=h.id, square_id=square_id, centre_px=(float(c[0]), float(c[1])), axes_px=axes_px,
                         angle_deg=angle, inside=bool(w))
             for h, c, v, w in zip(holes, centres, seen, whole, strict=True)
             if v

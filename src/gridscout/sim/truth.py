@@ -57,6 +57,7 @@ class SquareInImage(_Truth):
 
 class HoleInImage(_Truth):
     id: str
+    square_id: str
     centre_px: XY
     axes_px: XY
     angle_deg: float

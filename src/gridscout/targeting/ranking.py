@@ -1,4 +1,4 @@
-"""Square ranking: a small tree ensemble evaluated in NumPy (no torch, no ONNX needed).
+"""Square and hole ranking: small tree ensembles evaluated in NumPy (no torch, no ONNX needed).
 
 The model file is JSON written by `gridscout.targeting.train.fit_tree_ensemble`: feature
 names, a base value, a learning rate and trees as flat arrays (scikit-learn's layout).
@@ -17,9 +17,12 @@ import numpy.typing as npt
 
 from ..model.errors import FileFormatError
 from ..model.records import Score
+from .holes import FEATURE_NAMES as HOLE_FEATURES
+from .holes import HoleSet
 from .squares import FEATURE_NAMES, SquareSet
 
 DEFAULT_SQUARE_MODEL = "squares-v1.json"
+DEFAULT_HOLE_MODEL = "holes-v1.json"
 
 
 @dataclass(frozen=True)
@@ -46,10 +49,10 @@ class TreeEnsemble:
             raise FileFormatError(f"not a GridScout tree-ensemble model: {err}") from None
 
     @classmethod
-    def load(cls, path: str | Path | None = None) -> TreeEnsemble:
-        """Load a model file; the packaged square ranker when `path` is None."""
+    def load(cls, path: str | Path | None = None, *, packaged: str = DEFAULT_SQUARE_MODEL) -> TreeEnsemble:
+        """Load a model file; the packaged model named `packaged` when `path` is None."""
         if path is None:
-            text = resources.files("gridscout.targeting.weights").joinpath(DEFAULT_SQUARE_MODEL).read_text()
+            text = resources.files("gridscout.targeting.weights").joinpath(packaged).read_text()
         else:
             try:
                 text = Path(path).read_text()
@@ -58,7 +61,7 @@ class TreeEnsemble:
         try:
             return cls.from_dict(json.loads(text))
         except json.JSONDecodeError as err:
-            raise FileFormatError(f"{path or DEFAULT_SQUARE_MODEL}: not JSON ({err})") from None
+            raise FileFormatError(f"{path or packaged}: not JSON ({err})") from None
 
     def predict(self, x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         """Scores in [0, 1] for rows of `x` (columns in `features` order)."""
@@ -84,11 +87,25 @@ def packaged_square_model() -> TreeEnsemble:
     return TreeEnsemble.load()
 
 
+@lru_cache(maxsize=1)
+def packaged_hole_model() -> TreeEnsemble:
+    """The shipped hole ranker, read once per process."""
+    return TreeEnsemble.load(packaged=DEFAULT_HOLE_MODEL)
+
+
 def score_squares(found: SquareSet, model: TreeEnsemble | None = None) -> list[Score]:
     """A prior score per square, with the features and model version that produced it."""
-    model = model or packaged_square_model()
-    if model.features != FEATURE_NAMES:
-        raise FileFormatError(f"model {model.version} expects features {model.features}, not {FEATURE_NAMES}")
-    values = model.predict(found.feature_matrix()) if found.squares else np.array([])
-    return [Score(value=float(v), model_version=model.version, features=s.features)
-            for v, s in zip(values, found.squares, strict=True)]
+    return _scores(model or packaged_square_model(), FEATURE_NAMES, found.feature_matrix(), found.squares)
+
+
+def score_holes(found: HoleSet, model: TreeEnsemble | None = None) -> list[Score]:
+    """A prior score per hole (P(good exposure) from simulated truth), with features and model version."""
+    return _scores(model or packaged_hole_model(), HOLE_FEATURES, found.feature_matrix(), found.holes)
+
+
+def _scores(model: TreeEnsemble, names: tuple[str, ...], matrix: npt.NDArray[np.float64], items: list) -> list[Score]:
+    if model.features != names:
+        raise FileFormatError(f"model {model.version} expects features {model.features}, not {names}")
+    values = model.predict(matrix) if items else np.array([])
+    return [Score(value=float(v), model_version=model.version, features=item.features)
+            for v, item in zip(values, items, strict=True)]

@@ -32,6 +32,7 @@ from scipy import ndimage
 
 from ..model.errors import ImageError
 from ..model.units import UM_PER_INCH
+from .image import as_grey_image
 from .lattice import Lattice, bin_mean, find_lattice
 from .mixture import fit_mixture
 
@@ -174,24 +175,7 @@ def find_squares(image: npt.ArrayLike, *, pixel_size_angstrom: float | None = No
 
 
 def _as_image(image: npt.ArrayLike) -> npt.NDArray[np.float32]:
-    try:
-        a = np.asarray(image)
-    except Exception as err:  # noqa: BLE001 - anything that is not array-like
-        raise ImageError(f"not an image: {err}") from None
-    if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
-        raise ImageError(f"not an image: array of {a.dtype}")
-    if a.ndim == 3 and a.shape[0] == 1:
-        a = a[0]
-    if a.ndim == 3 and a.shape[-1] in (3, 4) and a.dtype == np.uint8:
-        a = a[..., :3].mean(axis=-1)  # an RGB screenshot of an atlas: use its grey level
-    if a.ndim != 2:
-        raise ImageError(f"an atlas must be one 2-D image, got shape {a.shape}; pass one section of a stack")
-    if min(a.shape) < MIN_IMAGE_SIDE_PX:
-        raise ImageError(f"image {a.shape} is too small to hold grid squares (needs >= {MIN_IMAGE_SIDE_PX} px a side)")
-    a = a.astype(np.float32)
-    if not np.all(np.isfinite(a)):
-        raise ImageError("image contains NaN or infinite pixels; replace them (e.g. by the bar level) first")
-    return a
+    return as_grey_image(image, min_side=MIN_IMAGE_SIDE_PX, what="an atlas")
 
 
 def _mesh_lattice(work: npt.NDArray[np.float32], binning: int) -> Lattice | None:

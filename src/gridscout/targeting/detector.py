@@ -1,0 +1,133 @@
+"""The learned hole detector: a small U-Net run through ONNX Runtime (no torch at inference).
+
+The lattice proposes, the network confirms. The network sees the image at a normalised
+scale, lattice pitch `NET_PITCH_PX`, so that a small network covers every hole size from
+8 to 200 px; it returns, per pixel, the probability of being inside a hole. A proposal's
+confidence is the mean probability over the central half of its ellipse.
+
+The weights (``targeting/weights/holes-unet-v1.onnx``) are trained by ``gridscout train
+holes`` on domain-randomised simulated images (`gridscout.targeting.detector_train`).
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+from scipy import ndimage
+
+from ..model.errors import FileFormatError, GridScoutError
+
+NET_PITCH_PX = 16.0
+"""Lattice pitch of the image the network sees, pixels."""
+NET_MULTIPLE = 4
+"""Network input sides must be multiples of this (two 2x poolings)."""
+DEFAULT_DETECTOR = "holes-unet-v1.onnx"
+
+
+def normalised_view(image: npt.NDArray[np.float32], pitch_px: float) -> tuple[npt.NDArray[np.float32], float]:
+    """The image resampled to a lattice pitch of `NET_PITCH_PX` and scaled to unit spread.
+
+    Returns the view, padded to a multiple of `NET_MULTIPLE` px, and the zoom factor
+    (view px per image px). Intensities: median 0, the 1-99% percentile range 1 wide,
+    clipped to +-4. Downsampling is anti-aliased by a Gaussian of 0.4 output pixels.
+    """
+    zoom = NET_PITCH_PX / pitch_px
+    a = image.astype(np.float32, copy=False)
+    if zoom < 1:
+        a = ndimage.gaussian_filter(a, 0.4 / zoom)
+    if abs(zoom - 1) > 1e-3:
+        a = ndimage.zoom(a, zoom, order=1, grid_mode=True, mode="grid-mirror")
+    lo, mid, hi = np.percentile(a, [1, 50, 99])
+    a = np.clip((a - mid) / max(hi - lo, 1e-6), -4, 4).astype(np.float32)
+    rows, cols = a.shape
+    pad = (-rows % NET_MULTIPLE, -cols % NET_MULTIPLE)
+    return np.pad(a, ((0, pad[0]), (0, pad[1])), mode="reflect"), zoom
+
+
+class HoleDetector:
+    """The ONNX hole-probability network.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        An ONNX file with input ``image`` (1, 1, H, W) and output ``logits`` of the same
+        shape; the packaged network when None.
+    """
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        try:
+            import onnxruntime
+        except ImportError:  # pragma: no cover - a core dependency
+            raise GridScoutError("the hole detector needs onnxruntime: pip install onnxruntime") from None
+        if path is None:
+            model = resources.files("gridscout.targeting.weights").joinpath(DEFAULT_DETECTOR).read_bytes()
+            self.version = DEFAULT_DETECTOR.removesuffix(".onnx")
+        else:
+            try:
+                model = Path(path).read_bytes()
+            except OSError as err:
+                raise FileFormatError(f"{path}: cannot read the detector ({err.strerror})") from None
+            self.version = Path(path).stem
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = 2
+        options.log_severity_level = 3
+        try:
+            self._session = onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        except Exception as err:  # noqa: BLE001 - onnxruntime raises its own exception types
+            raise FileFormatError(f"{path or DEFAULT_DETECTOR}: not a usable ONNX network ({err})") from None
+
+    def __bool__(self) -> bool:
+        return True
+
+    def probability(self, view: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """Per-pixel hole probability of a `normalised_view`."""
+        logits = self._session.run(None, {"image": view[None, None].astype(np.float32)})[0][0, 0]
+        return (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
+
+    def confirm(self, image: npt.NDArray[np.float32], centres: npt.NDArray[np.float64],
+                axes: tuple[float, float], angle_deg: float, pitch_px: float) -> npt.NDArray[np.float64]:
+        """Confidence in [0, 1] that a hole is at each centre (x, y) of `image`.
+
+        Parameters
+        ----------
+        image : (M, N) ndarray
+        centres : (K, 2) ndarray
+            Proposed hole centres, image pixels.
+        axes, angle_deg :
+            The holes' ellipse in image pixels.
+        pitch_px : float
+            Lattice pitch (or typical spacing) in image pixels.
+        """
+        view, zoom = normalised_view(image, pitch_px)
+        probability = self.probability(view)
+        return mean_in_ellipses(probability, (centres + 0.5) * zoom - 0.5,
+                                (axes[0] * zoom * 0.5, axes[1] * zoom * 0.5), angle_deg)
+
+
+def mean_in_ellipses(image: npt.NDArray[np.float32], centres: npt.NDArray[np.float64],
+                     axes: tuple[float, float], angle_deg: float) -> npt.NDArray[np.float64]:
+    """Mean of `image` inside an ellipse around each centre; 0 where the ellipse is off the image."""
+    reach = int(math.ceil(max(axes))) + 1
+    dy, dx = np.mgrid[-reach:reach + 1, -reach:reach + 1]
+    t = math.radians(angle_deg)
+    a, b = max(axes[0], 0.7), max(axes[1], 0.7)
+    inside = np.hypot((dx * math.cos(t) + dy * math.sin(t)) / a, (-dx * math.sin(t) + dy * math.cos(t)) / b) <= 1
+    ox, oy = dx[inside], dy[inside]
+    base = np.rint(centres).astype(np.int64)
+    xs, ys = base[:, 0:1] + ox[None, :], base[:, 1:2] + oy[None, :]
+    rows, cols = image.shape
+    valid = (xs >= 0) & (xs < cols) & (ys >= 0) & (ys < rows)
+    values = np.where(valid, image[np.clip(ys, 0, rows - 1), np.clip(xs, 0, cols - 1)], 0.0)
+    counts = valid.sum(axis=1)
+    return np.where(counts > 0, values.sum(axis=1) / np.maximum(counts, 1), 0.0)
+
+
+@lru_cache(maxsize=1)
+def packaged_detector() -> HoleDetector:
+    """The shipped hole detector, loaded once per process."""
+    return HoleDetector()

@@ -1,0 +1,676 @@
+"""Holes in medium-magnification images: lattice, shape, positions, features; no per-grid parameters.
+
+Steps (``docs/targeting.md``):
+
+1. the lattice from the Bragg peaks of the power spectrum: peaks standing 30x above the
+   smoothed spectral background are indexed by the pair of peaks that explains most of
+   them, and the reciprocal basis is refitted on all indexed orders; any 2-D lattice
+   (square, hexagonal, oblique under tilt) comes out the same way;
+2. the image is folded into one lattice cell; the hole is the compact minority phase of
+   that average cell (film always covers more than half a cell), which gives the hole's
+   contrast sign (brighter or darker than the film), its ellipse from second moments, and
+   the lattice phase;
+3. lattice points over the image propose holes; each is refined to the peak of a matched
+   filter (the ellipse against its ring) within 40% of the minor semi-axis;
+4. each proposal is measured (hole centre against a ring of film) and confirmed by the
+   learned detector (`targeting.detector`) or, without it, by its contrast against the
+   image's noise and its typical hole: points over grid bars, broken film or vacuum have
+   no hole contrast and are dropped; holes cut by the image border are flagged ``partial``;
+5. with no lattice, or fewer than `MIN_LATTICE_HOLES` holes on it, blobs found in a
+   Laplacian-of-Gaussian scale space are used instead.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+from scipy import ndimage, signal
+
+from .image import as_grey_image, robust_noise
+from .lattice import bin_mean
+
+MIN_LATTICE_HOLES = 6
+MAX_BLOBS = 300
+BRAGG_PEAK_RATIO = 30.0
+"""A spectral peak counts when it stands this far above the local background power."""
+WORK_PITCH_PX = 32.0
+"""Images are binned until the lattice pitch is at most twice this (and at least this)."""
+MIN_HOLE_DIAMETER_PX = 6.0
+MIN_IMAGE_SIDE_PX = 32
+LAMBDA_EFFECTIVE_NM = 300.0
+"""Effective mean free path for the intensity -> ice thickness estimate (docs/targeting.md)."""
+
+FEATURE_NAMES = (
+    "hole_rel", "ring_rel", "contrast_rel", "hole_std_rel", "dark_outliers", "bright_outliers",
+    "ice_nm", "ring_ice_nm", "film_fraction", "edge_distance", "border_distance", "brightness_rank",
+)
+"""Per-hole features. Intensities are relative: 0 at the opaque (darkest) level, 1 at the
+brightest hole level seen (`hole_rel`, `ring_rel`); `contrast_rel` is the hole-ring contrast
+over the image's typical hole contrast; outliers are fractions of hole pixels 4 noise
+standard deviations from the hole's median; `film_fraction` is the share of lattice
+neighbours that are holes too; distances are in lattice pitches."""
+
+
+@dataclass(frozen=True)
+class HoleLattice:
+    """A hole lattice in an image's pixels.
+
+    Attributes
+    ----------
+    vectors_px : (2, 2) ndarray
+        Rows are the two shortest lattice vectors ``(dx, dy)``, shortest first.
+    kind : str
+        'square', 'hexagonal' or 'oblique' (a tilted specimen, or anything else).
+    residual_px : float
+        RMS distance of the confirmed holes from the fitted lattice.
+    """
+
+    vectors_px: npt.NDArray[np.float64]
+    kind: str
+    residual_px: float = float("nan")
+
+    @property
+    def pitch_px(self) -> float:
+        """Length of the shortest lattice vector."""
+        return float(np.hypot(*self.vectors_px[0]))
+
+
+@dataclass(frozen=True)
+class Hole:
+    """One detected hole.
+
+    Attributes
+    ----------
+    centre_px : (x, y)
+        x = column, y = row, in the input image's pixels.
+    axes_px : (a, b)
+        Semi-axes of the hole's ellipse, a >= b (equal for an untilted specimen).
+    angle_deg : float
+        Direction of the `a` axis, degrees from +x towards +y.
+    partial : bool
+        Cut by the image border.
+    features : dict
+        `FEATURE_NAMES` -> value.
+    confidence : float
+        Detector's belief that a hole is there, [0, 1].
+    """
+
+    centre_px: tuple[float, float]
+    axes_px: tuple[float, float]
+    angle_deg: float
+    partial: bool
+    features: dict[str, float]
+    confidence: float = 1.0
+
+    @property
+    def radius_px(self) -> float:
+        """Radius of the circle of equal area."""
+        return math.sqrt(self.axes_px[0] * self.axes_px[1])
+
+
+@dataclass
+class HoleSet:
+    """Holes found in one image; falsy, with `reason`, when none were found.
+
+    `contrast` is +1 when holes are brighter than the film, -1 when darker.
+    """
+
+    holes: list[Hole]
+    lattice: HoleLattice | None = None
+    contrast: int = 1
+    reason: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.holes)
+
+    def __len__(self) -> int:
+        return len(self.holes)
+
+    def feature_matrix(self) -> npt.NDArray[np.float64]:
+        """(N, len(FEATURE_NAMES)) features in `FEATURE_NAMES` order."""
+        return np.array([[h.features[n] for n in FEATURE_NAMES] for h in self.holes]).reshape(-1, len(FEATURE_NAMES))
+
+    def centres_px(self) -> npt.NDArray[np.float64]:
+        """(N, 2) hole centres (x, y)."""
+        return np.array([h.centre_px for h in self.holes]).reshape(-1, 2)
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """The typical hole in working pixels: contrast sign, ellipse, centre of one lattice cell."""
+
+    sign: int
+    axes: tuple[float, float]
+    angle_deg: float
+    origin: npt.NDArray[np.float64]
+
+
+def find_holes(image: npt.ArrayLike, *, detector=None) -> HoleSet:  # noqa: ANN001 - HoleDetector, optional
+    """Find the holes of the holey film in a medium-magnification (square or hole) image.
+
+    Parameters
+    ----------
+    image : (M, N) array_like
+        Indexed ``[row, col]``; int16, uint16, float or 8-bit; either contrast (holes
+        brighter or darker than the film).
+    detector : HoleDetector, optional
+        The learned confirmation step (`gridscout.targeting.detector`); the packaged
+        network when None. Pass ``False`` to confirm by contrast alone.
+
+    Returns
+    -------
+    HoleSet
+        Holes in the input's pixels with features; empty with a reason when there are none.
+
+    Raises
+    ------
+    ImageError
+        Not an image, a real 3-D stack, smaller than 32 px, or NaN/infinite pixels.
+
+    Examples
+    --------
+    >>> from gridscout.sim.medmag import random_medmag
+    >>> case = random_medmag(np.random.default_rng(4), size_px=512)
+    >>> found = find_holes(case.image)
+    >>> found.lattice.kind in ("square", "hexagonal", "oblique")
+    True
+    """
+    raw = as_grey_image(image, min_side=MIN_IMAGE_SIDE_PX, what="a medium-magnification image")
+    if float(raw.max()) - float(raw.min()) <= 1e-12 * max(1.0, abs(float(raw.max()))):
+        return HoleSet([], reason="the image is constant: nothing to find")
+    if detector is None:
+        from .detector import packaged_detector
+
+        detector = packaged_detector()
+    found = _lattice_holes(raw, detector)
+    if len(found) >= MIN_LATTICE_HOLES:
+        return found
+    blobs = _blob_holes(raw, detector)
+    if blobs:
+        blobs.notes.append(found.reason or f"only {len(found)} holes on the lattice: found as blobs instead")
+        return blobs
+    return found if found else HoleSet([], reason=found.reason or blobs.reason)
+
+
+# ------------------------------------------------------------------ lattice path
+def _lattice_holes(raw: npt.NDArray[np.float32], detector) -> HoleSet:  # noqa: ANN001
+    coarse = max(1, math.ceil(max(raw.shape) / 1024))
+    vectors = find_hole_lattice(bin_mean(raw, coarse))
+    if vectors is None:
+        return HoleSet([], reason="no hole lattice: no periodic pattern stands out of the image's spectrum")
+    vectors = vectors * coarse
+    pitch = float(np.hypot(*vectors[0]))
+    if pitch < MIN_HOLE_DIAMETER_PX * 1.4:
+        return HoleSet([], reason=f"the only periodic pattern has a {pitch:.1f} px pitch: too fine for holes")
+    binning = max(1, int(pitch // WORK_PITCH_PX))
+    work = bin_mean(raw, binning)
+    vectors_w = vectors / binning
+    shape = _cell_shape(work, vectors_w)
+    if shape is None:
+        return HoleSet([], reason="a lattice was found but its cells hold no hole-shaped region")
+    points = _lattice_points(shape.origin, vectors_w, work.shape, max(shape.axes))
+    holes = _measure_and_confirm(raw, work, binning, points, shape, vectors_w, detector)
+    if not holes:
+        return HoleSet([], reason="a hole lattice was found but no lattice point shows a hole "
+                                  "(grid bar, broken or covered film)")
+    lattice = _fitted_lattice(holes, vectors)
+    return HoleSet(holes, lattice=lattice, contrast=shape.sign)
+
+
+def find_hole_lattice(image: npt.NDArray[np.float32]) -> npt.NDArray[np.float64] | None:
+    """The two shortest lattice vectors (rows, ``(dx, dy)`` px) from the power spectrum's Bragg peaks.
+
+    Returns None when fewer than two independent peaks stand out, or when the pattern
+    repeats fewer than three times across the image.
+    """
+    peaks, strength = _bragg_peaks(image)
+    if len(peaks) < 2:
+        return None
+    basis = _indexing_basis(peaks[:16])
+    if basis is None:
+        return None
+    hk = np.rint(peaks @ np.linalg.inv(basis))
+    indexed = np.all(np.abs(peaks @ np.linalg.inv(basis) - hk) < 0.12, axis=1) & np.any(hk != 0, axis=1)
+    basis = np.linalg.lstsq(hk[indexed], peaks[indexed], rcond=None)[0]
+    vectors = _reduced(np.linalg.inv(basis).T)
+    if np.hypot(*vectors[1]) > min(image.shape) / 3:
+        return None
+    return vectors
+
+
+def _bragg_peaks(image: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Significant spectral peaks (fx, fy) in cycles/px, half plane, strongest first."""
+    rows, cols = image.shape
+    window = np.outer(np.hanning(rows), np.hanning(cols)).astype(np.float32)
+    spectrum = np.fft.fftshift(np.abs(np.fft.fft2((image - image.mean()) * window)) ** 2)
+    log_power = np.log(spectrum + spectrum.mean() * 1e-12)
+    background = ndimage.gaussian_filter(log_power, 4.0)
+    ratio = np.exp(log_power - background) * math.exp(-np.euler_gamma)  # noise power ~ exponential
+    is_peak = (ratio == ndimage.maximum_filter(ratio, size=3)) & (ratio > BRAGG_PEAK_RATIO)
+    cy, cx = rows // 2, cols // 2
+    ys, xs = np.nonzero(is_peak)
+    fx, fy = (xs - cx) / cols, (ys - cy) / rows
+    low = np.hypot(fx * cols, fy * rows) < 3  # periods longer than a third of the image
+    half = (fy > 0) | ((fy == 0) & (fx > 0))
+    keep = ~low & half & (xs > 0) & (ys > 0) & (xs < cols - 1) & (ys < rows - 1)
+    ys, xs, fx, fy = ys[keep], xs[keep], fx[keep], fy[keep]
+    fx = fx + _log_parabola(log_power[ys, xs - 1], log_power[ys, xs], log_power[ys, xs + 1]) / cols
+    fy = fy + _log_parabola(log_power[ys - 1, xs], log_power[ys, xs], log_power[ys + 1, xs]) / rows
+    order = np.argsort(-ratio[ys, xs])
+    return np.column_stack([fx, fy])[order], ratio[ys, xs][order]
+
+
+def _log_parabola(left, centre, right):  # noqa: ANN001, ANN202
+    denominator = left - 2 * centre + right
+    with np.errstate(divide="ignore", invalid="ignore"):
+        offset = np.where(denominator < 0, 0.5 * (left - right) / denominator, 0.0)
+    return np.clip(offset, -0.5, 0.5)
+
+
+def _indexing_basis(peaks: npt.NDArray[np.float64]) -> npt.NDArray[np.float64] | None:
+    """The pair of observed peaks that indexes most peaks with small integers (shortest pair on ties)."""
+    best, best_key = None, None
+    for i in range(len(peaks)):
+        for j in range(i + 1, len(peaks)):
+            basis = peaks[[i, j]]
+            if abs(np.linalg.det(basis)) < 0.3 * np.hypot(*basis[0]) * np.hypot(*basis[1]):
+                continue  # nearly collinear
+            hk = peaks @ np.linalg.inv(basis)
+            indexed = int(np.sum(np.all(np.abs(hk - np.rint(hk)) < 0.12, axis=1) & np.all(np.abs(hk) < 12, axis=1)))
+            key = (indexed, -float(np.hypot(*basis[0]) + np.hypot(*basis[1])))
+            if best_key is None or key > best_key:
+                best, best_key = basis, key
+    if best is None or best_key[0] < max(2, int(0.6 * len(peaks))):
+        return None
+    return best
+
+
+def _reduced(vectors: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Lagrange-Gauss reduction: the two shortest vectors of the lattice, shortest first."""
+    u, v = vectors[0].copy(), vectors[1].copy()
+    for _ in range(64):
+        if u @ u > v @ v:
+            u, v = v, u
+        k = round(float(u @ v) / float(u @ u))
+        if k == 0:
+            break
+        v = v - k * u
+    return np.array([u, v])
+
+
+def lattice_kind(vectors: npt.NDArray[np.float64]) -> str:
+    """'square', 'hexagonal' or 'oblique' from two reduced lattice vectors."""
+    lengths = np.hypot(vectors[:, 0], vectors[:, 1])
+    cos = abs(float(vectors[0] @ vectors[1])) / (lengths[0] * lengths[1])
+    angle = math.degrees(math.acos(min(cos, 1.0)))
+    equal = abs(lengths[1] / lengths[0] - 1) < 0.05
+    if equal and abs(angle - 90) < 4:
+        return "square"
+    if equal and abs(angle - 60) < 4:
+        return "hexagonal"
+    return "oblique"
+
+
+def _cell_shape(work: npt.NDArray[np.float32], vectors: npt.NDArray[np.float64]) -> _Shape | None:
+    """Fold the image into one lattice cell and find the hole in the average cell."""
+    pitch = float(np.hypot(*vectors[0]))
+    bins = int(np.clip(round(pitch / 1.5), 12, 40))
+    rows, cols = work.shape
+    ys, xs = np.mgrid[0:rows, 0:cols]
+    inverse = np.linalg.inv(vectors)
+    fx = (xs.ravel() * inverse[0, 0] + ys.ravel() * inverse[1, 0]) % 1.0
+    fy = (xs.ravel() * inverse[0, 1] + ys.ravel() * inverse[1, 1]) % 1.0
+    index = (np.minimum((fx * bins).astype(np.int64), bins - 1) * bins
+             + np.minimum((fy * bins).astype(np.int64), bins - 1))
+    counts = np.bincount(index, minlength=bins * bins)
+    if counts.min() == 0:
+        return None
+    cell = (np.bincount(index, weights=work.ravel().astype(np.float64), minlength=bins * bins) / counts)
+    cell = ndimage.gaussian_filter(cell.reshape(bins, bins), 0.7, mode="wrap")
+    deviation = cell - np.median(cell)
+    peak = np.unravel_index(int(np.argmax(np.abs(deviation))), deviation.shape)
+    sign = 1 if deviation[peak] > 0 else -1
+    shift = (bins // 2 - peak[0], bins // 2 - peak[1])
+    centred = np.roll(sign * deviation, shift, axis=(0, 1))
+    labels, _ = ndimage.label(centred > 0.5 * centred.max())
+    region = labels == labels[bins // 2, bins // 2]
+    if region.mean() > 0.6:
+        return None
+    ii, jj = np.nonzero(region)
+    frac = np.column_stack([(ii - bins // 2), (jj - bins // 2)]) / bins
+    offsets = frac @ vectors
+    weights = centred[ii, jj]
+    centre = (weights[:, None] * offsets).sum(axis=0) / weights.sum()
+    axes, angle = _ellipse_from_region(offsets - centre, len(ii) * abs(np.linalg.det(vectors)) / bins**2)
+    peak_frac = np.array(peak, dtype=float) / bins + 0.5 / bins
+    origin = peak_frac @ vectors + centre
+    return _Shape(sign, axes, angle, origin)
+
+
+def _ellipse_from_region(offsets: npt.NDArray[np.float64], area: float) -> tuple[tuple[float, float], float]:
+    """Semi-axes (a >= b) and angle of the uniform ellipse with these points' second moments and this area."""
+    cov = np.cov(offsets.T) if len(offsets) > 2 else np.eye(2)
+    values, vecs = np.linalg.eigh(cov)
+    ratio = math.sqrt(max(values[0], 1e-9) / max(values[1], 1e-9))
+    a = math.sqrt(area / math.pi / ratio)
+    return (a, a * ratio), math.degrees(math.atan2(vecs[1, 1], vecs[0, 1]))
+
+
+def _lattice_points(origin, vectors, shape, reach):  # noqa: ANN001, ANN202
+    """Lattice points whose hole could show in an image of `shape` (centre within `reach` of it)."""
+    rows, cols = shape
+    corners = np.array([[-reach, -reach], [cols + reach, -reach], [-reach, rows + reach], [cols + reach, rows + reach]])
+    mn = (corners - origin) @ np.linalg.inv(vectors)
+    lo, hi = np.floor(mn.min(axis=0)) - 1, np.ceil(mn.max(axis=0)) + 1
+    m, n = np.meshgrid(np.arange(lo[0], hi[0] + 1), np.arange(lo[1], hi[1] + 1), indexing="ij")
+    points = origin + np.column_stack([m.ravel(), n.ravel()]) @ vectors
+    inside = ((points[:, 0] > -reach) & (points[:, 0] < cols - 1 + reach)
+              & (points[:, 1] > -reach) & (points[:, 1] < rows - 1 + reach))
+    return points[inside]
+
+
+# ------------------------------------------------------------------ measuring and confirming
+def _measure_and_confirm(raw, work, binning, points, shape, vectors, detector):  # noqa: ANN001, ANN202
+    kernel = _ellipse_kernel(shape.axes, shape.angle_deg)
+    response = shape.sign * _matched_filter(work, kernel)
+    refined = _refine(response, points, max(1.0, 0.4 * min(shape.axes)))
+    measured = _measure(work, refined, shape)
+    confidence = _confidence(work, measured, shape, detector, vectors)
+    keep = confidence >= 0.5
+    return _holes(measured, keep, confidence, shape, binning, raw.shape, vectors)
+
+
+def _ellipse_kernel(axes: tuple[float, float], angle_deg: float) -> npt.NDArray[np.float64]:
+    """Zero-mean matched filter: +1 over the ellipse, negative over a ring 1.1-1.5 times it."""
+    reach = int(math.ceil(1.5 * axes[0])) + 1
+    rho = _ellipse_radius(*np.mgrid[-reach:reach + 1, -reach:reach + 1][::-1], axes, angle_deg)
+    inside, ring = rho <= 1.0, (rho >= 1.1) & (rho <= 1.5)
+    kernel = np.zeros(rho.shape)
+    kernel[inside] = 1.0 / inside.sum()
+    kernel[ring] = -1.0 / ring.sum()
+    return kernel
+
+
+def _matched_filter(work: npt.NDArray[np.float32], kernel: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Correlation with `kernel`, the image mirrored at its borders (zero padding would pull holes inwards)."""
+    reach = kernel.shape[0] // 2
+    padded = np.pad(work, reach, mode="reflect")
+    return signal.fftconvolve(padded, kernel[::-1, ::-1], mode="valid")
+
+
+def _ellipse_radius(dx, dy, axes, angle_deg):  # noqa: ANN001, ANN202
+    """Elliptical radius: 1 on the ellipse with semi-axes `axes` at `angle_deg`."""
+    t = math.radians(angle_deg)
+    u = (dx * math.cos(t) + dy * math.sin(t)) / axes[0]
+    v = (-dx * math.sin(t) + dy * math.cos(t)) / axes[1]
+    return np.hypot(u, v)
+
+
+def _refine(response, points, reach):  # noqa: ANN001, ANN202
+    """Move each point to the response maximum within `reach` px (sub-pixel), where that is inside the image."""
+    rows, cols = response.shape
+    h = int(math.ceil(reach))
+    offsets = np.arange(-h, h + 1)
+    base = np.rint(points).astype(np.int64)
+    ok = (base[:, 0] >= h + 1) & (base[:, 0] < cols - h - 1) & (base[:, 1] >= h + 1) & (base[:, 1] < rows - h - 1)
+    refined = points.copy()
+    if not ok.any():
+        return refined
+    bx, by = base[ok, 0], base[ok, 1]
+    window = response[by[:, None, None] + offsets[None, :, None], bx[:, None, None] + offsets[None, None, :]]
+    flat = window.reshape(len(bx), -1).argmax(axis=1)
+    wy, wx = np.unravel_index(flat, window.shape[1:])
+    py, px = by + offsets[wy], bx + offsets[wx]
+    sub_x = _log_parabola_linear(response[py, px - 1], response[py, px], response[py, px + 1])
+    sub_y = _log_parabola_linear(response[py - 1, px], response[py, px], response[py + 1, px])
+    refined[ok] = np.column_stack([px + sub_x, py + sub_y])
+    return refined
+
+
+def _log_parabola_linear(left, centre, right):  # noqa: ANN001, ANN202
+    denominator = left - 2 * centre + right
+    with np.errstate(divide="ignore", invalid="ignore"):
+        offset = np.where(denominator < 0, 0.5 * (left - right) / denominator, 0.0)
+    return np.clip(offset, -0.5, 0.5)
+
+
+@dataclass
+class _Measured:
+    centres: npt.NDArray[np.float64]
+    hole: npt.NDArray[np.float64]
+    ring: npt.NDArray[np.float64]
+    hole_std: npt.NDArray[np.float64]
+    dark: npt.NDArray[np.float64]
+    bright: npt.NDArray[np.float64]
+    noise: float
+
+
+def _measure(work, centres, shape):  # noqa: ANN001, ANN202
+    """Mean and spread inside each hole (0-0.7 of its ellipse) and in its film ring (1.15-1.45)."""
+    noise = robust_noise(work)
+    hole_px = _band_values(work, centres, shape, 0.0, 0.7)
+    ring_px = _band_values(work, centres, shape, 1.15, 1.45)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # holes wholly off the image: all-NaN rows
+        hole_median = np.nanmedian(hole_px, axis=1)
+        dev = hole_px - hole_median[:, None]
+        dark = np.nanmean(np.where(np.isnan(dev), np.nan, dev < -4 * noise), axis=1)
+        bright = np.nanmean(np.where(np.isnan(dev), np.nan, dev > 4 * noise), axis=1)
+        return _Measured(centres, np.nanmean(hole_px, axis=1), np.nanmean(ring_px, axis=1),
+                         np.nanstd(hole_px, axis=1), dark, bright, noise)
+
+
+def _band_values(work, centres, shape, inner, outer):  # noqa: ANN001, ANN202
+    """(N, K) pixel values between `inner` and `outer` ellipse radii around each centre; NaN off the image."""
+    reach = int(math.ceil(outer * shape.axes[0])) + 1
+    dy, dx = np.mgrid[-reach:reach + 1, -reach:reach + 1]
+    rho = _ellipse_radius(dx, dy, shape.axes, shape.angle_deg)
+    band = (rho >= inner) & (rho <= outer)
+    ox, oy = dx[band], dy[band]
+    base = np.rint(centres).astype(np.int64)
+    xs, ys = base[:, 0:1] + ox[None, :], base[:, 1:2] + oy[None, :]
+    rows, cols = work.shape
+    valid = (xs >= 0) & (xs < cols) & (ys >= 0) & (ys < rows)
+    values = work[np.clip(ys, 0, rows - 1), np.clip(xs, 0, cols - 1)].astype(np.float64)
+    values[~valid] = np.nan
+    return values
+
+
+def _confidence(work, measured, shape, detector, vectors):  # noqa: ANN001, ANN202
+    """Belief in [0, 1] that each proposal is a hole: the detector's, else a contrast test."""
+    contrast = shape.sign * (measured.hole - measured.ring)
+    typical = _typical_contrast(contrast)
+    by_contrast = np.clip(np.nan_to_num(contrast / max(typical, 1e-12), nan=0.0), 0, 1)
+    noise_floor = 8 * measured.noise / math.sqrt(max(math.pi * 0.49 * shape.axes[0] * shape.axes[1], 1.0))
+    by_contrast = np.where(np.nan_to_num(contrast, nan=0.0) > noise_floor, by_contrast, 0.0)
+    if not detector:
+        return np.where(by_contrast >= 0.3, 0.5 + 0.5 * by_contrast, 0.5 * by_contrast)
+    return detector.confirm(work, measured.centres, shape.axes, shape.angle_deg, float(np.hypot(*vectors[0])))
+
+
+def _typical_contrast(contrast: npt.NDArray[np.float64]) -> float:
+    """Contrast of a typical hole: the median of the upper half of the proposals."""
+    finite = np.sort(contrast[np.isfinite(contrast)])
+    return float(np.median(finite[len(finite) // 2:])) if len(finite) else 0.0
+
+
+def _holes(measured, keep, confidence, shape, binning, raw_shape, vectors):  # noqa: ANN001, ANN202
+    """Hole records in input pixels, with features."""
+    scale = float(binning)
+    centres = (measured.centres + 0.5) * scale - 0.5  # bin centre -> input pixel
+    axes = (shape.axes[0] * scale, shape.axes[1] * scale)
+    features = _features(measured, shape, keep, centres, vectors * scale, raw_shape)
+    rows, cols = raw_shape
+    holes = []
+    for q in np.nonzero(keep)[0]:
+        x, y = centres[q]
+        partial = bool(x - axes[0] < -0.5 or y - axes[0] < -0.5 or x + axes[0] > cols - 0.5 or y + axes[0] > rows - 0.5)
+        holes.append(Hole((float(x), float(y)), axes, shape.angle_deg, partial,
+                          {n: float(v[q]) for n, v in features.items()}, float(confidence[q])))
+    return holes
+
+
+def _features(measured, shape, keep, centres, vectors, raw_shape):  # noqa: ANN001, ANN202
+    hole, ring = shape.sign * measured.hole, shape.sign * measured.ring
+    kept_hole = hole[keep]
+    dark_level = float(np.nanmin(np.concatenate([hole, ring])))
+    bright_level = float(np.nanpercentile(kept_hole, 99)) if kept_hole.size else dark_level + 1
+    span = max(bright_level - dark_level, 1e-12)
+    hole_rel, ring_rel = (hole - dark_level) / span, (ring - dark_level) / span
+    typical = max(_typical_contrast(hole - ring), 1e-12)
+    pitch = float(np.hypot(*vectors[0]))
+    features = {
+        "hole_rel": hole_rel,
+        "ring_rel": ring_rel,
+        "contrast_rel": (hole - ring) / typical,
+        "hole_std_rel": measured.hole_std / span,
+        "dark_outliers": measured.dark if shape.sign > 0 else measured.bright,
+        "bright_outliers": measured.bright if shape.sign > 0 else measured.dark,
+        "ice_nm": ice_from_relative(hole_rel),
+        "ring_ice_nm": ice_from_relative(ring_rel),
+        "film_fraction": _neighbour_fraction(centres, keep, vectors),
+        "edge_distance": _edge_distance(centres, keep, pitch),
+        "border_distance": _border_distance(centres, raw_shape) / pitch,
+        "brightness_rank": _rank(hole_rel, keep),
+    }
+    # A hole at the border may have no ring pixels on the image: unmeasured reads as 0, never NaN.
+    return {name: np.nan_to_num(np.asarray(value, dtype=float), nan=0.0) for name, value in features.items()}
+
+
+def ice_from_relative(relative: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """Ice thickness (nm) from intensity relative to the brightest hole (taken as thin ice, ~15 nm).
+
+    Beer-Lambert with `LAMBDA_EFFECTIVE_NM`: t = 15 nm + lambda * ln(1 / relative);
+    clipped to 0-1000 nm. An estimate: the empty-beam level is rarely in a square image.
+    """
+    rel = np.clip(np.nan_to_num(np.asarray(relative, dtype=float), nan=1e-3), 1e-3, 1.0)
+    return np.clip(15.0 + LAMBDA_EFFECTIVE_NM * np.log(1.0 / rel), 0.0, 1000.0)
+
+
+def _neighbour_fraction(centres, keep, vectors):  # noqa: ANN001, ANN202
+    """Share of each point's six nearest lattice neighbours that are confirmed holes."""
+    steps = np.array([vectors[0], -vectors[0], vectors[1], -vectors[1], vectors[0] + vectors[1], -vectors[0] - vectors[1]])
+    pitch = float(np.hypot(*vectors[0]))
+    kept = centres[keep]
+    if not len(kept):
+        return np.zeros(len(centres))
+    from scipy.spatial import cKDTree
+
+    tree = cKDTree(kept)
+    near = np.zeros(len(centres))
+    for step in steps:
+        distance, _ = tree.query(centres + step, distance_upper_bound=0.3 * pitch)
+        near += np.isfinite(distance)
+    return near / len(steps)
+
+
+def _edge_distance(centres, keep, pitch):  # noqa: ANN001, ANN202
+    """Distance (pitches) to the nearest lattice point that is not a hole: the film's edge."""
+    from scipy.spatial import cKDTree
+
+    missing = centres[~keep]
+    if not len(missing):
+        return np.full(len(centres), 10.0)
+    distance, _ = cKDTree(missing).query(centres)
+    return np.minimum(distance / pitch, 10.0)
+
+
+def _border_distance(centres, shape):  # noqa: ANN001, ANN202
+    rows, cols = shape
+    return np.minimum.reduce([centres[:, 0], centres[:, 1], cols - 1 - centres[:, 0], rows - 1 - centres[:, 1]])
+
+
+def _rank(values, keep):  # noqa: ANN001, ANN202
+    """Percentile of each value among the confirmed holes' values."""
+    ref = np.sort(values[keep][np.isfinite(values[keep])])
+    if not len(ref):
+        return np.zeros(len(values))
+    return np.searchsorted(ref, np.nan_to_num(values, nan=-np.inf), side="right") / len(ref)
+
+
+def _fitted_lattice(holes: list[Hole], vectors: npt.NDArray[np.float64]) -> HoleLattice:
+    """Least-squares lattice through the confirmed holes (origin and both vectors)."""
+    centres = np.array([h.centre_px for h in holes])
+    mn = np.rint((centres - centres[0]) @ np.linalg.inv(vectors))
+    design = np.column_stack([np.ones(len(mn)), mn])
+    if len(holes) >= 4 and np.linalg.matrix_rank(design) == 3:
+        solution, *_ = np.linalg.lstsq(design, centres, rcond=None)
+        vectors = _reduced(solution[1:])
+        residual = float(np.sqrt(np.mean(np.sum((design @ solution - centres) ** 2, axis=1))))
+    else:
+        residual = float("nan")
+    return HoleLattice(vectors, lattice_kind(vectors), residual)
+
+
+# ------------------------------------------------------------------ fallback without a lattice
+def _blob_holes(raw: npt.NDArray[np.float32], detector) -> HoleSet:  # noqa: ANN001
+    """Holes as blobs of a Laplacian-of-Gaussian scale space (both contrasts), for images with few holes."""
+    binning = max(1, math.ceil(max(raw.shape) / 512))
+    work = bin_mean(raw, binning)
+    smallest = max(MIN_HOLE_DIAMETER_PX / 2 / binning / math.sqrt(2), 1.0)
+    largest = min(work.shape) / 5
+    sigmas = np.geomspace(smallest, largest, max(2, int(math.log(largest / smallest) / math.log(1.25)) + 1))
+    stack = np.stack([_normalised_log(work, s) for s in sigmas])
+    best = None
+    for sign in (1, -1):
+        blobs = _scale_space_peaks(sign * stack, sigmas)
+        if blobs and (best is None or blobs[0][3] > best[1][0][3]):
+            best = (sign, blobs)
+    if best is None:
+        return HoleSet([], reason="no hole lattice and no hole-like blob in the image")
+    sign, blobs = best
+    radius = float(np.median([b[2] for b in blobs]))
+    shape = _Shape(sign, (radius, radius), 0.0, np.zeros(2))
+    centres = np.array([[b[0], b[1]] for b in blobs])
+    kernel = _ellipse_kernel(shape.axes, 0.0)
+    response = sign * _matched_filter(work, kernel)
+    measured = _measure(work, _refine(response, centres, max(1.0, 0.3 * radius)), shape)
+    pitch = 3.2 * radius  # no lattice: a typical spacing (R1.2/1.3 film)
+    vectors = np.array([[pitch, 0.0], [0.0, pitch]])
+    confidence = _confidence(work, measured, shape, detector, vectors)
+    keep = confidence >= 0.5
+    holes = _holes(measured, keep, confidence, shape, binning, raw.shape, vectors)
+    if not holes:
+        return HoleSet([], reason="no hole lattice, and the blobs in the image have no hole contrast")
+    return HoleSet(holes, lattice=None, contrast=sign)
+
+
+def _normalised_log(work: npt.NDArray[np.float32], sigma: float) -> npt.NDArray[np.float32]:
+    """Scale-normalised negative Laplacian of Gaussian; wide scales on a binned copy (they have no fine detail)."""
+    factor = 2 ** max(0, int(math.log2(max(sigma / 3, 1))))
+    if factor == 1:
+        return -sigma**2 * ndimage.gaussian_laplace(work, sigma)
+    small = -sigma**2 * ndimage.gaussian_laplace(bin_mean(work, factor), sigma / factor) / factor**2
+    big = ndimage.zoom(small, factor, order=1, grid_mode=True, mode="nearest")
+    out = np.zeros_like(work)
+    rows, cols = min(big.shape[0], work.shape[0]), min(big.shape[1], work.shape[1])
+    out[:rows, :cols] = big[:rows, :cols]
+    return out
+
+
+def _scale_space_peaks(stack, sigmas):  # noqa: ANN001, ANN202
+    """(x, y, radius, strength) of the strongest scale-space maxima; overlapping ones merged.
+
+    A blob counts when it is at least a quarter as strong as the strongest and within 1.5x
+    of its scale: holes in one image are alike, and noise blobs are far weaker than any hole.
+    """
+    peaks = (stack == ndimage.maximum_filter(stack, size=(3, 5, 5))) & (stack > 0)
+    s, ys, xs = np.nonzero(peaks)
+    strength = stack[s, ys, xs]
+    if not strength.size:
+        return []
+    order = np.argsort(-strength)[:MAX_BLOBS]
+    order = order[strength[order] >= 0.25 * strength[order[0]]]
+    typical = sigmas[s[order[0]]]
+    order = order[np.abs(np.log(sigmas[s[order]] / typical)) <= math.log(1.5)]  # holes in one image are alike
+    kept: list[tuple[float, float, float, float]] = []
+    for k in order:
+        radius = sigmas[s[k]] * math.sqrt(2)
+        if all(math.hypot(xs[k] - x, ys[k] - y) > 0.8 * (radius + r) for x, y, r, _ in kept):
+            kept.append((float(xs[k]), float(ys[k]), float(radius), float(strength[k])))
+    return kept

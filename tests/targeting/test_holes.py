@@ -1,0 +1,128 @@
+"""Hole finding: lattices of every kind, contrast, tilt, few holes, no holes, bad input."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from gridscout.model.errors import ImageError
+from gridscout.session.hole_training import MedmagResult, score_hole_detection
+from gridscout.sim.medmag import random_medmag
+from gridscout.targeting.holes import find_hole_lattice, find_holes, ice_from_relative, lattice_kind
+
+
+def disc_lattice(vectors, radius, *, shape=(512, 512), squash=1.0, noise=0.05, seed=0, origin=(13.3, 7.9)):
+    """Bright ellipses (radius x radius*squash along y) on a grey film, with Gaussian noise."""
+    rng = np.random.default_rng(seed)
+    rows, cols = shape
+    ys, xs = np.mgrid[0:rows, 0:cols].astype(float)
+    v = np.asarray(vectors, dtype=float)
+    frac = (np.stack([xs - origin[0], ys - origin[1]], -1) @ np.linalg.inv(v))
+    nearest = np.rint(frac) @ v + np.asarray(origin)
+    dx, dy = xs - nearest[..., 0], ys - nearest[..., 1]
+    image = 0.4 + 0.5 * ((dx / radius) ** 2 + (dy / (radius * squash)) ** 2 <= 1)
+    return (image + noise * rng.standard_normal(shape)).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    "vectors",
+    [
+        [[30.0, 0.0], [0.0, 30.0]],  # square
+        [[40.0, 0.0], [20.0, 34.641]],  # hexagonal
+        [[25.0, 6.0], [-9.0, 19.0]],  # oblique
+    ],
+)
+def test_lattice_vectors_of_any_lattice(vectors):
+    image = disc_lattice(vectors, 7.0)
+    found = find_hole_lattice(image)
+    assert found is not None
+    truth = np.asarray(vectors)
+    for vec in found:  # each found vector is a short lattice vector: integer combination of the truth
+        mn = vec @ np.linalg.inv(truth)
+        assert np.allclose(mn, np.rint(mn), atol=0.01)
+    assert abs(abs(np.linalg.det(found)) / abs(np.linalg.det(truth)) - 1) < 0.01
+
+
+def test_lattice_kinds():
+    assert lattice_kind(np.array([[30.0, 0], [0, 30.2]])) == "square"
+    assert lattice_kind(np.array([[30.0, 0], [15, 25.98]])) == "hexagonal"
+    assert lattice_kind(np.array([[30.0, 0], [0, 21.0]])) == "oblique"
+
+
+@pytest.mark.parametrize("invert", [False, True])
+def test_every_hole_of_a_clean_lattice_is_found_in_either_contrast(invert):
+    image = disc_lattice([[32.0, 0.0], [0.0, 32.0]], 9.0)
+    if invert:
+        image = 1.3 - image
+    found = find_holes(image, detector=False)
+    assert found.contrast == (-1 if invert else 1)
+    whole = [h for h in found.holes if not h.partial]
+    expected = [(13.3 + 32 * i, 7.9 + 32 * j) for i in range(16) for j in range(16)
+                if 13.3 + 32 * i + 9 < 511.5 and 7.9 + 32 * j - 9 > -0.5 and 7.9 + 32 * j + 9 < 511.5 and 13.3 + 32 * i - 9 > -0.5]
+    assert len(whole) == len(expected)
+    centres = found.centres_px()
+    for x, y in expected:
+        assert np.min(np.hypot(centres[:, 0] - x, centres[:, 1] - y)) < 0.9  # 10% of the radius
+    assert found.lattice.kind == "square" and abs(found.lattice.pitch_px - 32) < 0.1
+    assert abs(found.holes[0].radius_px - 9) < 1.0
+
+
+def test_tilt_gives_elliptical_holes_on_an_oblique_lattice():
+    squash = math.cos(math.radians(40))
+    image = disc_lattice([[36.0, 0.0], [0.0, 36.0 * squash]], 10.0, squash=squash)
+    found = find_holes(image, detector=False)
+    a, b = found.holes[0].axes_px
+    assert abs(b / a - squash) < 0.08
+    assert found.lattice.kind == "oblique"
+    assert abs(abs(math.cos(math.radians(found.holes[0].angle_deg))) - 1) < 0.02  # long axis along x
+
+
+def test_a_few_large_holes_are_found_without_a_lattice():
+    image = np.full((400, 400), 0.3, np.float32)
+    ys, xs = np.mgrid[0:400, 0:400]
+    for cx, cy in [(100, 110), (290, 100), (120, 300), (300, 290)]:
+        image[(xs - cx) ** 2 + (ys - cy) ** 2 <= 60**2] = 0.9
+    image += np.random.default_rng(1).normal(0, 0.03, image.shape).astype(np.float32)
+    found = find_holes(image, detector=False)
+    assert found.lattice is None and len(found) == 4
+    assert all(abs(h.radius_px - 60) < 12 for h in found.holes)
+
+
+@pytest.mark.parametrize(
+    "image",
+    [np.full((256, 256), 7.0), np.random.default_rng(2).normal(100, 5, (256, 256))],
+    ids=["constant", "noise"],
+)
+def test_no_holes_gives_an_empty_list_and_a_reason(image):
+    found = find_holes(image, detector=False)
+    assert not found and found.reason
+
+
+@pytest.mark.parametrize(
+    ("image", "message"),
+    [
+        (np.full((64, 64), np.nan), "NaN"),
+        (np.zeros((3, 64, 64)), "2-D"),
+        (np.zeros((16, 16)), "too small"),
+        ("not an image", "not an image"),
+    ],
+)
+def test_bad_input_raises_a_clear_error(image, message):
+    with pytest.raises(ImageError, match=message):
+        find_holes(image, detector=False)
+
+
+def test_ice_estimate_grows_as_holes_darken():
+    ice = ice_from_relative([1.0, 0.8, 0.5, 0.1])
+    assert ice[0] == pytest.approx(15.0) and np.all(np.diff(ice) > 0)
+
+
+@pytest.mark.parametrize("seed", [3, 8])
+def test_simulated_images_with_the_packaged_detector(seed):
+    """Two domain-randomised images: nearly every visible hole, few false ones (the benchmark has the figures)."""
+    case = random_medmag(np.random.default_rng(seed), size_px=512)
+    score = score_hole_detection(MedmagResult(case, find_holes(case.image)))
+    assert score.matched_visible >= 0.95 * score.visible
+    assert score.matched_any >= 0.95 * score.detected
