@@ -34,6 +34,7 @@ from .image import as_grey_image, robust_noise
 from .lattice import bin_mean
 
 MIN_LATTICE_HOLES = 6
+LATTICE_SEARCH_PX = 1024
 MAX_BLOBS = 300
 BRAGG_PEAK_RATIO = 30.0
 """A spectral peak counts when it stands this far above the local background power."""
@@ -199,11 +200,9 @@ def find_holes(image: npt.ArrayLike, *, detector=None) -> HoleSet:  # noqa: ANN0
 
 # ------------------------------------------------------------------ lattice path
 def _lattice_holes(raw: npt.NDArray[np.float32], detector) -> HoleSet:  # noqa: ANN001
-    coarse = max(1, math.ceil(max(raw.shape) / 1024))
-    vectors = find_hole_lattice(bin_mean(raw, coarse))
+    vectors = _search_lattice(raw)
     if vectors is None:
         return HoleSet([], reason="no hole lattice: no periodic pattern stands out of the image's spectrum")
-    vectors = vectors * coarse
     pitch = float(np.hypot(*vectors[0]))
     if pitch < MIN_HOLE_DIAMETER_PX * 1.4:
         return HoleSet([], reason=f"the only periodic pattern has a {pitch:.1f} px pitch: too fine for holes")
@@ -220,6 +219,20 @@ def _lattice_holes(raw: npt.NDArray[np.float32], detector) -> HoleSet:  # noqa: 
                                   "(grid bar, broken or covered film)")
     lattice = _fitted_lattice(holes, vectors)
     return HoleSet(holes, lattice=lattice, contrast=shape.sign)
+
+
+def _search_lattice(raw: npt.NDArray[np.float32]) -> npt.NDArray[np.float64] | None:
+    """Lattice vectors of a large image: a central full-resolution crop keeps small holes; a binned copy sees large ones."""
+    rows, cols = raw.shape
+    if max(rows, cols) <= LATTICE_SEARCH_PX:
+        return find_hole_lattice(raw)
+    r0, c0 = max(0, (rows - LATTICE_SEARCH_PX) // 2), max(0, (cols - LATTICE_SEARCH_PX) // 2)
+    vectors = find_hole_lattice(raw[r0:r0 + LATTICE_SEARCH_PX, c0:c0 + LATTICE_SEARCH_PX])
+    if vectors is not None:
+        return vectors
+    coarse = math.ceil(max(rows, cols) / LATTICE_SEARCH_PX)
+    vectors = find_hole_lattice(bin_mean(raw, coarse))
+    return None if vectors is None else vectors * coarse
 
 
 def find_hole_lattice(image: npt.NDArray[np.float32]) -> npt.NDArray[np.float64] | None:
