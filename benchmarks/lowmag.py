@@ -16,15 +16,11 @@ Usage: python benchmarks/lowmag.py [--atlases 50] [--repeats 5]
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
-import subprocess
-import sys
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+from _timing import timed
 
 from gridscout.session.lowmag import analyse_atlas
 from gridscout.session.training import GOOD_SQUARE_QUALITY, HELD_OUT_STREAM, match, score_detection, simulated_atlases
@@ -33,13 +29,6 @@ from gridscout.targeting.train import roc_auc
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT.parent / "shared" / "data" / "real" / "lowmag"
-
-PEAK_MB = """
-def peak_mb():
-    # VmHWM: peak resident memory of this process; ru_maxrss would inherit the parent's across exec.
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM")) / 1024
-"""
 
 TIMED = """
 import json, sys, time, numpy as np
@@ -83,20 +72,9 @@ def held_out(n: int) -> None:
         print(f"  recall on {character} grids: {found / max(total, 1):.4f} ({len(counts)} atlases, {total} squares)")
 
 
-def timed(image: np.ndarray, label: str, repeats: int) -> None:
-    with tempfile.NamedTemporaryFile(suffix=".npy") as f:
-        np.save(f.name, image)
-        runs = [json.loads(subprocess.run([sys.executable, "-c", PEAK_MB + TIMED, f.name], capture_output=True,
-                                          text=True, check=True).stdout) for _ in range(repeats)]
-    seconds = [r["seconds"] for r in runs]
-    print(f"{label}: median {statistics.median(seconds):.3f} s over {repeats} runs "
-          f"({', '.join(f'{s:.2f}' for s in seconds)}); peak memory {statistics.median(r['peak_mb'] for r in runs):.0f} MB; "
-          f"{runs[0]['squares']} squares")
-
-
 def speed(repeats: int) -> None:
     tile = next(simulated_atlases(1, seed=5, stream=HELD_OUT_STREAM, size_px=1024)).image
-    timed(tile, "1024x1024 tile", repeats)
+    timed(tile, "1024x1024 tile", repeats, TIMED, "squares")
     from gridscout.scope import SimulatedMicroscope
     from gridscout.sim.cassette import VirtualCassette
 
@@ -107,7 +85,8 @@ def speed(repeats: int) -> None:
     scope = SimulatedMicroscope(VirtualCassette.random(1, seed=8), rng=np.random.default_rng(8), presets=presets)
     scope.load_grid(1)
     montage = scope.acquire_montage("atlas", (9, 9), overlap=0.1).data[:8192, :8192]
-    timed(montage, f"8192x8192 montage ({scope.presets['atlas'].pixel_size_angstrom / 10:g} nm/px)", repeats)
+    label = f"8192x8192 montage ({scope.presets['atlas'].pixel_size_angstrom / 10:g} nm/px)"
+    timed(montage, label, repeats, TIMED, "squares")
 
 
 def real() -> None:

@@ -18,15 +18,11 @@ Usage: python benchmarks/medmag.py [--images 60] [--repeats 5]
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
-import subprocess
-import sys
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+from _timing import timed
 
 from gridscout.session.hole_training import (GOOD_HOLE_QUALITY, HELD_OUT_STREAM, match_holes,
                                              score_hole_detection, simulated_medmag)
@@ -39,13 +35,6 @@ ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT.parent / "shared" / "data" / "real" / "medmag"
 README_PITCH_PX = {"leginon_08mar13e_00010gr_00004sq_v02.mrc": 40.0, "leginon_mag2250_bin4_1.jpg": 96.0,
                    "leginon_hl_example.jpg": 120.0}
-
-PEAK_MB = """
-def peak_mb():
-    # VmHWM: peak resident memory of this process; ru_maxrss would inherit the parent's across exec.
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM")) / 1024
-"""
 
 TIMED = """
 import json, sys, time, numpy as np
@@ -100,24 +89,13 @@ def held_out(n: int) -> None:
               f"precision {p:.4f}  recall {r:.4f}  F1 {f:.4f}")
 
 
-def timed(image: np.ndarray, label: str, repeats: int) -> None:
-    with tempfile.NamedTemporaryFile(suffix=".npy") as f:
-        np.save(f.name, image)
-        runs = [json.loads(subprocess.run([sys.executable, "-c", PEAK_MB + TIMED, f.name], capture_output=True,
-                                          text=True, check=True).stdout) for _ in range(repeats)]
-    seconds = [r["seconds"] for r in runs]
-    print(f"{label}: median {statistics.median(seconds):.3f} s over {repeats} runs "
-          f"({', '.join(f'{s:.2f}' for s in seconds)}); peak memory {statistics.median(r['peak_mb'] for r in runs):.0f} MB; "
-          f"{runs[0]['holes']} holes")
-
-
 def speed(repeats: int) -> None:
     rng = np.random.default_rng(11)
     for side, diameter in ((1024, 12), (1024, 60), (4096, 12), (4096, 60)):
         case = None
         while case is None or len(case.visible) < 10:
             case = random_medmag(rng, size_px=side, pitch_px=diameter * 2.0)
-        timed(case.image, f"{side}x{side}, holes ~{diameter} px", repeats)
+        timed(case.image, f"{side}x{side}, holes ~{diameter} px", repeats, TIMED, "holes")
 
 
 def real() -> None:

@@ -11,7 +11,7 @@ holes`` on domain-randomised simulated images (`gridscout.targeting.detector_tra
 
 from __future__ import annotations
 
-import math
+import warnings
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -21,6 +21,7 @@ import numpy.typing as npt
 from scipy import ndimage
 
 from ..model.errors import FileFormatError, GridScoutError
+from .image import ellipse_band_values
 
 NET_PITCH_PX = 16.0
 """Lattice pitch of the image the network sees, pixels."""
@@ -112,19 +113,10 @@ class HoleDetector:
 def mean_in_ellipses(image: npt.NDArray[np.float32], centres: npt.NDArray[np.float64],
                      axes: tuple[float, float], angle_deg: float) -> npt.NDArray[np.float64]:
     """Mean of `image` inside an ellipse around each centre; 0 where the ellipse is off the image."""
-    reach = int(math.ceil(max(axes))) + 1
-    dy, dx = np.mgrid[-reach:reach + 1, -reach:reach + 1]
-    t = math.radians(angle_deg)
-    a, b = max(axes[0], 0.7), max(axes[1], 0.7)
-    inside = np.hypot((dx * math.cos(t) + dy * math.sin(t)) / a, (-dx * math.sin(t) + dy * math.cos(t)) / b) <= 1
-    ox, oy = dx[inside], dy[inside]
-    base = np.rint(centres).astype(np.int64)
-    xs, ys = base[:, 0:1] + ox[None, :], base[:, 1:2] + oy[None, :]
-    rows, cols = image.shape
-    valid = (xs >= 0) & (xs < cols) & (ys >= 0) & (ys < rows)
-    values = np.where(valid, image[np.clip(ys, 0, rows - 1), np.clip(xs, 0, cols - 1)], 0.0)
-    counts = valid.sum(axis=1)
-    return np.where(counts > 0, values.sum(axis=1) / np.maximum(counts, 1), 0.0)
+    values = ellipse_band_values(image, centres, (max(axes[0], 0.7), max(axes[1], 0.7)), angle_deg, 0.0, 1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # ellipses wholly off the image
+        return np.nan_to_num(np.nanmean(values, axis=1), nan=0.0)
 
 
 @lru_cache(maxsize=1)

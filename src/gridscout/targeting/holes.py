@@ -29,8 +29,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 from scipy import ndimage, signal
+from scipy.spatial import cKDTree
 
-from .image import as_grey_image, robust_noise
+from .image import as_grey_image, ellipse_band_values, ellipse_radius, robust_noise
 from .lattice import bin_mean
 
 MIN_LATTICE_HOLES = 6
@@ -272,13 +273,14 @@ def _bragg_peaks(image: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.float64
     half = (fy > 0) | ((fy == 0) & (fx > 0))
     keep = ~low & half & (xs > 0) & (ys > 0) & (xs < cols - 1) & (ys < rows - 1)
     ys, xs, fx, fy = ys[keep], xs[keep], fx[keep], fy[keep]
-    fx = fx + _log_parabola(log_power[ys, xs - 1], log_power[ys, xs], log_power[ys, xs + 1]) / cols
-    fy = fy + _log_parabola(log_power[ys - 1, xs], log_power[ys, xs], log_power[ys + 1, xs]) / rows
+    fx = fx + _parabola_offset(log_power[ys, xs - 1], log_power[ys, xs], log_power[ys, xs + 1]) / cols
+    fy = fy + _parabola_offset(log_power[ys - 1, xs], log_power[ys, xs], log_power[ys + 1, xs]) / rows
     order = np.argsort(-ratio[ys, xs])
     return np.column_stack([fx, fy])[order], ratio[ys, xs][order]
 
 
-def _log_parabola(left, centre, right):  # noqa: ANN001, ANN202
+def _parabola_offset(left, centre, right):  # noqa: ANN001, ANN202
+    """Sub-pixel offset of a maximum from the parabola through three samples (0 where they are not concave)."""
     denominator = left - 2 * centre + right
     with np.errstate(divide="ignore", invalid="ignore"):
         offset = np.where(denominator < 0, 0.5 * (left - right) / denominator, 0.0)
@@ -401,7 +403,7 @@ def _measure_and_confirm(raw, work, binning, points, shape, vectors, detector): 
 def _ellipse_kernel(axes: tuple[float, float], angle_deg: float) -> npt.NDArray[np.float64]:
     """Zero-mean matched filter: +1 over the ellipse, negative over a ring 1.1-1.5 times it."""
     reach = int(math.ceil(1.5 * axes[0])) + 1
-    rho = _ellipse_radius(*np.mgrid[-reach:reach + 1, -reach:reach + 1][::-1], axes, angle_deg)
+    rho = ellipse_radius(*np.mgrid[-reach:reach + 1, -reach:reach + 1][::-1], axes, angle_deg)
     inside, ring = rho <= 1.0, (rho >= 1.1) & (rho <= 1.5)
     kernel = np.zeros(rho.shape)
     kernel[inside] = 1.0 / inside.sum()
@@ -414,14 +416,6 @@ def _matched_filter(work: npt.NDArray[np.float32], kernel: npt.NDArray[np.float6
     reach = kernel.shape[0] // 2
     padded = np.pad(work, reach, mode="reflect")
     return signal.fftconvolve(padded, kernel[::-1, ::-1], mode="valid")
-
-
-def _ellipse_radius(dx, dy, axes, angle_deg):  # noqa: ANN001, ANN202
-    """Elliptical radius: 1 on the ellipse with semi-axes `axes` at `angle_deg`."""
-    t = math.radians(angle_deg)
-    u = (dx * math.cos(t) + dy * math.sin(t)) / axes[0]
-    v = (-dx * math.sin(t) + dy * math.cos(t)) / axes[1]
-    return np.hypot(u, v)
 
 
 def _refine(response, points, reach):  # noqa: ANN001, ANN202
@@ -439,17 +433,10 @@ def _refine(response, points, reach):  # noqa: ANN001, ANN202
     flat = window.reshape(len(bx), -1).argmax(axis=1)
     wy, wx = np.unravel_index(flat, window.shape[1:])
     py, px = by + offsets[wy], bx + offsets[wx]
-    sub_x = _log_parabola_linear(response[py, px - 1], response[py, px], response[py, px + 1])
-    sub_y = _log_parabola_linear(response[py - 1, px], response[py, px], response[py + 1, px])
+    sub_x = _parabola_offset(response[py, px - 1], response[py, px], response[py, px + 1])
+    sub_y = _parabola_offset(response[py - 1, px], response[py, px], response[py + 1, px])
     refined[ok] = np.column_stack([px + sub_x, py + sub_y])
     return refined
-
-
-def _log_parabola_linear(left, centre, right):  # noqa: ANN001, ANN202
-    denominator = left - 2 * centre + right
-    with np.errstate(divide="ignore", invalid="ignore"):
-        offset = np.where(denominator < 0, 0.5 * (left - right) / denominator, 0.0)
-    return np.clip(offset, -0.5, 0.5)
 
 
 @dataclass
@@ -466,8 +453,8 @@ class _Measured:
 def _measure(work, centres, shape):  # noqa: ANN001, ANN202
     """Mean and spread inside each hole (0-0.7 of its ellipse) and in its film ring (1.15-1.45)."""
     noise = robust_noise(work)
-    hole_px = _band_values(work, centres, shape, 0.0, 0.7)
-    ring_px = _band_values(work, centres, shape, 1.15, 1.45)
+    hole_px = ellipse_band_values(work, centres, shape.axes, shape.angle_deg, 0.0, 0.7)
+    ring_px = ellipse_band_values(work, centres, shape.axes, shape.angle_deg, 1.15, 1.45)
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # holes wholly off the image: all-NaN rows
         hole_median = np.nanmedian(hole_px, axis=1)
@@ -476,22 +463,6 @@ def _measure(work, centres, shape):  # noqa: ANN001, ANN202
         bright = np.nanmean(np.where(np.isnan(dev), np.nan, dev > 4 * noise), axis=1)
         return _Measured(centres, np.nanmean(hole_px, axis=1), np.nanmean(ring_px, axis=1),
                          np.nanstd(hole_px, axis=1), dark, bright, noise)
-
-
-def _band_values(work, centres, shape, inner, outer):  # noqa: ANN001, ANN202
-    """(N, K) pixel values between `inner` and `outer` ellipse radii around each centre; NaN off the image."""
-    reach = int(math.ceil(outer * shape.axes[0])) + 1
-    dy, dx = np.mgrid[-reach:reach + 1, -reach:reach + 1]
-    rho = _ellipse_radius(dx, dy, shape.axes, shape.angle_deg)
-    band = (rho >= inner) & (rho <= outer)
-    ox, oy = dx[band], dy[band]
-    base = np.rint(centres).astype(np.int64)
-    xs, ys = base[:, 0:1] + ox[None, :], base[:, 1:2] + oy[None, :]
-    rows, cols = work.shape
-    valid = (xs >= 0) & (xs < cols) & (ys >= 0) & (ys < rows)
-    values = work[np.clip(ys, 0, rows - 1), np.clip(xs, 0, cols - 1)].astype(np.float64)
-    values[~valid] = np.nan
-    return values
 
 
 def _confidence(work, measured, shape, detector, vectors):  # noqa: ANN001, ANN202
@@ -572,8 +543,6 @@ def _neighbour_fraction(centres, keep, vectors):  # noqa: ANN001, ANN202
     kept = centres[keep]
     if not len(kept):
         return np.zeros(len(centres))
-    from scipy.spatial import cKDTree
-
     tree = cKDTree(kept)
     near = np.zeros(len(centres))
     for step in steps:
@@ -584,8 +553,6 @@ def _neighbour_fraction(centres, keep, vectors):  # noqa: ANN001, ANN202
 
 def _edge_distance(centres, keep, pitch):  # noqa: ANN001, ANN202
     """Distance (pitches) to the nearest lattice point that is not a hole: the film's edge."""
-    from scipy.spatial import cKDTree
-
     missing = centres[~keep]
     if not len(missing):
         return np.full(len(centres), 10.0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import numpy.typing as npt
 
@@ -43,3 +45,28 @@ def robust_noise(image: npt.NDArray[np.float32]) -> float:
     diff = np.diff(image, axis=1)
     mad = float(np.median(np.abs(diff - np.median(diff))))
     return mad / 0.6745 / np.sqrt(2)
+
+
+def ellipse_radius(dx: npt.ArrayLike, dy: npt.ArrayLike, axes: tuple[float, float], angle_deg: float) -> npt.NDArray[np.float64]:
+    """Elliptical radius of offsets (dx, dy): 1 on the ellipse with semi-axes `axes`, first along `angle_deg`."""
+    t = math.radians(angle_deg)
+    dx, dy = np.asarray(dx, dtype=float), np.asarray(dy, dtype=float)
+    u = (dx * math.cos(t) + dy * math.sin(t)) / axes[0]
+    v = (-dx * math.sin(t) + dy * math.cos(t)) / axes[1]
+    return np.hypot(u, v)
+
+
+def ellipse_band_values(image: npt.NDArray, centres: npt.NDArray[np.float64], axes: tuple[float, float],
+                        angle_deg: float, inner: float, outer: float) -> npt.NDArray[np.float64]:
+    """(N, K) pixel values between `inner` and `outer` elliptical radii around each centre (x, y); NaN off the image."""
+    reach = int(math.ceil(outer * max(axes))) + 1
+    dy, dx = np.mgrid[-reach:reach + 1, -reach:reach + 1]
+    rho = ellipse_radius(dx, dy, axes, angle_deg)
+    band = (rho >= inner) & (rho <= outer)
+    base = np.rint(centres).astype(np.int64)
+    xs, ys = base[:, 0:1] + dx[band][None, :], base[:, 1:2] + dy[band][None, :]
+    rows, cols = image.shape
+    valid = (xs >= 0) & (xs < cols) & (ys >= 0) & (ys < rows)
+    values = image[np.clip(ys, 0, rows - 1), np.clip(xs, 0, cols - 1)].astype(np.float64)
+    values[~valid] = np.nan
+    return values
