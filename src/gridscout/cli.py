@@ -129,6 +129,56 @@ def medmag(
                    f"ice ~{r['ice_nm']:.0f} nm{'  partial' if r['partial'] else ''}")
 
 
+@app.command()
+def assess(
+    file: Annotated[Path, typer.Argument(help="Movie (MRC stack, TIFF), micrograph (MRC, TIFF, PNG, JPEG) or amplitude spectrum.")],
+    pixel_size: Annotated[float | None, typer.Option(help="Pixel size in Å of the micrograph (overrides the header).")] = None,
+    kv: Annotated[float, typer.Option(help="Accelerating voltage, kV.")] = 300.0,
+    cs: Annotated[float, typer.Option(help="Spherical aberration, mm.")] = 2.7,
+    amplitude_contrast: Annotated[float, typer.Option(help="Amplitude contrast fraction.")] = 0.07,
+    dose: Annotated[float | None, typer.Option(help="Total dose through vacuum, e-/Å² (gives the ice thickness).")] = None,
+    diameter: Annotated[float, typer.Option(help="Expected particle diameter, Å.")] = 150.0,
+    kind: Annotated[str, typer.Option(help="auto, movie, micrograph or spectrum.")] = "auto",
+    json_out: Annotated[bool, typer.Option("--json", help="Print the assessment as JSON.")] = False,
+    figure: Annotated[Path | None, typer.Option(help="Write a PNG: micrograph, CTF diagnostic, 1-D fit, drift.")] = None,
+) -> None:
+    """Assess one high-magnification exposure: drift, CTF, ice, particles, verdict."""
+    from .quality.assess import ExposureKind, Verdict
+    from .quality.ctf import Microscope
+    from .quality.figure import write_figure
+    from .quality.files import assess_file
+
+    if kind not in ("auto", *ExposureKind):
+        raise GridScoutError(f"--kind must be auto, movie, micrograph or spectrum, not {kind!r}")
+    result, details = assess_file(
+        file, pixel_size_angstrom=pixel_size, kind=None if kind == "auto" else ExposureKind(kind),
+        microscope=Microscope(kv, cs, amplitude_contrast), vacuum_dose_e_per_angstrom2=dose,
+        particle_diameter_angstrom=diameter,
+    )
+    if figure is not None and result.verdict is not Verdict.UNUSABLE:
+        write_figure(result, details, figure)
+    typer.echo(result.model_dump_json(indent=1) if json_out else _assessment_text(result))
+    if result.verdict is Verdict.UNUSABLE:
+        raise typer.Exit(1)
+
+
+def _assessment_text(a) -> str:  # noqa: ANN001
+    lines = [f"{a.source}: {a.verdict.value}" + (f" ({'; '.join(a.reasons)})" if a.reasons else "")]
+    if a.motion:
+        lines.append(f"  drift {a.motion.total_drift_angstrom:.1f} Å (early {a.motion.early_drift_angstrom:.1f} Å)")
+    if a.ctf:
+        res = f"{a.ctf.fit_resolution_angstrom:.1f} Å" if a.ctf.fit_resolution_angstrom else "no rings"
+        lines.append(f"  defocus {a.ctf.defocus_u_angstrom / 1e4:.3f} / {a.ctf.defocus_v_angstrom / 1e4:.3f} µm "
+                     f"at {a.ctf.astigmatism_angle_deg:.0f}°, fit to {res}")
+    if a.ice_thickness_nm is not None:
+        lines.append(f"  ice {a.ice_thickness_nm:.0f} nm")
+    if a.crystalline_ice_score is not None:
+        lines.append(f"  crystalline-ice score {a.crystalline_ice_score:.2f}")
+    if a.particle_count is not None:
+        lines.append(f"  {a.particle_count} particles ({a.particles_per_um2:.0f}/µm²)")
+    return "\n".join(lines)
+
+
 train_app = typer.Typer(help="Regenerate the shipped models from simulated data.", no_args_is_help=True)
 app.add_typer(train_app, name="train")
 

@@ -1,0 +1,1 @@
+"""High-magnification assessment: motion, CTF, ice, crystalline ice, particles, one `assess()`."""

@@ -1,0 +1,54 @@
+import math
+
+import numpy as np
+import pytest
+
+from gridscout.model.errors import ImageError
+from gridscout.quality.ice import ICE_MEAN_FREE_PATH_NM, crystalline_ice_score, ice_thickness_nm
+from gridscout.quality.particles import pick_particles
+from gridscout.quality.spectrum import amplitude_spectrum
+
+
+def test_ice_thickness_inverts_the_attenuation():
+    assert ice_thickness_nm(50 * math.exp(-60 / ICE_MEAN_FREE_PATH_NM), 50) == pytest.approx(60)
+    assert ice_thickness_nm(55, 50) == 0.0
+    with pytest.raises(ImageError):
+        ice_thickness_nm(float("nan"), 50)
+
+
+def _fringes(rng, spacing: float, strength: float) -> np.ndarray:
+    yy, xx = np.mgrid[:1024, :1024].astype(np.float32)
+    image = rng.poisson(30, (1024, 1024)).astype(np.float32)
+    domain = (xx < 600) & (yy < 600)
+    for angle in (0.3, 0.3 + math.pi / 3, 0.3 + 2 * math.pi / 3):
+        k = 2 * math.pi / spacing
+        image += strength * domain * np.cos(k * (xx * math.cos(angle) + yy * math.sin(angle)))
+    return image
+
+
+def test_crystalline_score_sees_ice_spacings_only(rng):
+    vitreous = crystalline_ice_score(amplitude_spectrum(_fringes(rng, 3.67, 0.0), 1.0))
+    crystal = crystalline_ice_score(amplitude_spectrum(_fringes(rng, 3.67, 1.5), 1.0))
+    other = crystalline_ice_score(amplitude_spectrum(_fringes(rng, 5.0, 1.5), 1.0))
+    assert vitreous < 0.1 and other < 0.1
+    assert crystal > 0.3
+
+
+def test_crystalline_score_needs_a_fine_enough_pixel(rng):
+    assert crystalline_ice_score(amplitude_spectrum(rng.random((512, 512)), 2.0)) is None
+
+
+@pytest.mark.parametrize("count", [0, 25, 60])
+def test_picker_counts_discs(make_dark_discs, count):
+    image, centres = make_dark_discs(count, 40.0, seed=count) if count else (
+        np.random.default_rng(1).poisson(30, (1024, 1024)).astype(np.float32), np.zeros((0, 2)))
+    picks = pick_particles(image, 2.0, 80.0)
+    assert abs(picks.count - count) <= max(2, 0.1 * count)
+    if count:
+        nearest = np.min(np.hypot(*(picks.centres_px[:, None, :] - centres[None]).transpose(2, 0, 1)), axis=1)
+        assert np.median(nearest) < 4
+
+
+def test_picker_refuses_impossible_sizes(rng):
+    with pytest.raises(ImageError, match="too small or too large"):
+        pick_particles(rng.random((256, 256)), 1.0, 2.0)
