@@ -27,7 +27,7 @@ def test_a_good_micrograph_is_good_with_all_metrics(make_ctf_micrograph):
 
 def test_thresholds_turn_into_reasons(make_ctf_micrograph):
     result = assess(Exposure(_micrograph(make_ctf_micrograph), ExposureKind.MICROGRAPH, 1.0,
-                             vacuum_dose_e_per_angstrom2=400.0))
+                             vacuum_dose_e_per_angstrom2=400.0), Criteria(min_particles_per_um2=10_000))
     assert result.verdict is Verdict.BAD
     assert any("ice too thick" in r for r in result.reasons)
     assert any("too few particles" in r for r in result.reasons)

@@ -100,6 +100,8 @@ class MotionReport(BaseModel):
 
     total_drift_angstrom: float
     early_drift_angstrom: float
+    shift_error_angstrom: float
+    reliable: bool
     shifts_angstrom: list[tuple[float, float]]
 
 
@@ -193,7 +195,9 @@ def _measure(exposure: Exposure, details: Details) -> dict[str, Any]:
         details.micrograph = micrograph
         details.spectrum = amplitude_spectrum(micrograph, pixel)
         measured.update(_ice(micrograph, pixel, exposure.vacuum_dose_e_per_angstrom2))
-        measured.update(_particles(micrograph, pixel, exposure.particle_diameter_angstrom, details))
+        picked = _particles(micrograph, pixel, exposure.particle_diameter_angstrom, details)
+        measured["notes"] = measured.get("notes", []) + picked.pop("notes", [])
+        measured.update(picked)
     details.fit = fit_ctf(details.spectrum, exposure.microscope)
     measured["ctf"] = _ctf_report(details.fit)
     measured["crystalline_ice_score"] = crystalline_ice_score(details.spectrum)
@@ -219,8 +223,13 @@ def _micrograph(exposure: Exposure, details: Details, measured: dict[str, Any]) 
     measured["motion"] = MotionReport(
         total_drift_angstrom=details.motion.total_drift_angstrom,
         early_drift_angstrom=details.motion.early_drift_angstrom,
+        shift_error_angstrom=details.motion.shift_error_angstrom,
+        reliable=details.motion.reliable,
         shifts_angstrom=[(float(x), float(y)) for x, y in details.motion.shifts_angstrom],
     )
+    if not details.motion.reliable:
+        measured["notes"] = [f"drift not measurable: frame shifts uncertain by "
+                             f"{details.motion.shift_error_angstrom:.1f} Å (no contrast to align on)"]
     return details.motion.aligned_sum
 
 
@@ -263,7 +272,7 @@ def _failed_criteria(measured: dict[str, Any], c: Criteria) -> list[str]:
     if crystalline is not None and crystalline > c.max_crystalline_score:
         reasons.append(f"crystalline ice (score {crystalline:.2f} > {c.max_crystalline_score:.2f})")
     motion: MotionReport | None = measured.get("motion")
-    if motion is not None and motion.total_drift_angstrom > c.max_total_drift_angstrom:
+    if motion is not None and motion.reliable and motion.total_drift_angstrom > c.max_total_drift_angstrom:
         reasons.append(f"drift {motion.total_drift_angstrom:.0f} Å > {c.max_total_drift_angstrom:.0f} Å")
     density = measured.get("particles_per_um2")
     if density is not None and density < c.min_particles_per_um2:

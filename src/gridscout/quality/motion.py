@@ -5,9 +5,9 @@ binned copy, at most `ALIGN_BOX` px) is aligned, frame by frame, against the sum
 the other frames (so that a frame's own noise never correlates with itself), with a
 B-factor filter; the cross-correlation peak is located to sub-pixel precision with a
 parabola through its neighbours; this repeats until the shifts stop changing, as in
-MotionCor2's global alignment. The per-frame shifts are then smoothed by a cubic in
-time (drift is smooth; the fit removes measurement noise that would inflate the path
-length). The aligned sum is then built in Fourier space with
+MotionCor2's global alignment. The noise of the shifts is measured by aligning every
+frame once more against the even and the odd frames separately, and taken out of the
+path length, which noise would otherwise inflate. The aligned sum is then built in Fourier space with
 exact sub-pixel phase shifts and one inverse transform.
 
 Shifts follow the simulator's truth: ``shifts_angstrom[i]`` is where the specimen sits
@@ -16,6 +16,7 @@ in frame i relative to frame 0, ``(x, y)`` with x along columns.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -31,13 +32,14 @@ ALIGN_BOX = 1024
 ALIGN_B_FACTOR = 500.0
 """Å²; low-pass applied to the cross-correlation (MotionCor2 uses a similar filter)."""
 
+MAX_SHIFT_ERROR_ANGSTROM = 1.0
+"""Frame shifts noisier than this are not a drift measurement."""
+
 EARLY_DOSE = 4.0
 """e-/Å²: RELION's 'early' motion covers the first 4 electrons per Å²."""
 
-TRAJECTORY_DEGREE = 3
-"""Polynomial degree of the drift trajectory (real global drift curves gently, see docs/quality.md)."""
-
 _MAX_ITERATIONS = 10
+_NOISE_FRAMES = 8  # frames split to measure the shift noise
 _CONVERGED_PX = 0.01
 
 
@@ -51,10 +53,15 @@ class MotionResult:
         Specimen position (x, y) in each frame relative to frame 0, Å.
     total_drift_angstrom : float
         Path length over the movie (sum of frame-to-frame displacements), RELION's
-        accumulated motion total.
+        accumulated motion total, corrected for the noise of the measured shifts.
     early_drift_angstrom : float
         Path length over the first 4 e-/Å² (or the first tenth of the frames when the
         dose is unknown), at least one frame step.
+    shift_error_angstrom : float
+        Estimated per-axis standard error of one frame's shift, Å.
+    reliable : bool
+        False when that error exceeds `MAX_SHIFT_ERROR_ANGSTROM` (no contrast to align
+        on, as in an empty hole); the shifts are then zero and the sum is unaligned.
     aligned_sum : (M, N) ndarray of float32
         Sum of the frames after shifting each back onto frame 0.
     pixel_size_angstrom : float
@@ -64,6 +71,8 @@ class MotionResult:
     shifts_angstrom: npt.NDArray[np.float64]
     total_drift_angstrom: float
     early_drift_angstrom: float
+    shift_error_angstrom: float
+    reliable: bool
     aligned_sum: npt.NDArray[np.float32]
     pixel_size_angstrom: float
     iterations: int
@@ -99,42 +108,46 @@ def align_movie(
     if len(stack.shape) != 3 or stack.shape[0] < 2 or min(stack.shape[1:]) < 64:
         raise ImageError(f"a movie must be a stack of at least 2 frames of 64 px or more, got {stack.shape}")
     shape = tuple(int(v) for v in stack.shape[1:])
-    crop = _CropSpec.for_shape(shape)
-    cropped = np.stack([crop.take(_spectrum(stack[i])) for i in range(stack.shape[0])])
-    measured_px, iterations = _align(cropped, crop, pixel_size_angstrom)
-    shifts_px = smooth_trajectory(measured_px)
-    aligned = _shifted_sum(stack, shifts_px)
+    crop = _CropSpec.for_shape(shape, pixel_size_angstrom)
+    cropped = np.stack([_prepared(crop.take(_spectrum(stack[i])), crop.box) for i in range(stack.shape[0])])
+    shifts_px, iterations = _align(cropped, crop)
+    variance = _shift_variance(stack, cropped, crop, shifts_px) * pixel_size_angstrom**2
+    reliable = math.sqrt(variance) <= MAX_SHIFT_ERROR_ANGSTROM
+    if not reliable:  # nothing to align on (an empty hole): the frames are summed as they are
+        shifts_px = np.zeros_like(shifts_px)
     shifts_angstrom = shifts_px * pixel_size_angstrom
+    early = _early_frames(len(shifts_px), dose_per_frame)
     return MotionResult(
         shifts_angstrom=shifts_angstrom,
-        total_drift_angstrom=path_length(shifts_angstrom),
-        early_drift_angstrom=path_length(shifts_angstrom[: _early_frames(len(shifts_px), dose_per_frame) + 1]),
-        aligned_sum=aligned,
+        total_drift_angstrom=path_length(shifts_angstrom, variance),
+        early_drift_angstrom=path_length(shifts_angstrom[: early + 1], variance),
+        shift_error_angstrom=math.sqrt(variance),
+        reliable=reliable,
+        aligned_sum=_shifted_sum(stack, shifts_px),
         pixel_size_angstrom=pixel_size_angstrom,
         iterations=iterations,
     )
 
 
-def smooth_trajectory(shifts: npt.ArrayLike, degree: int = TRAJECTORY_DEGREE) -> npt.NDArray[np.float64]:
-    """Least-squares polynomial in frame number through (x, y) shifts, pinned at frame 0.
+def path_length(positions: npt.ArrayLike, variance: float = 0.0) -> float:
+    """Sum of the distances between consecutive (x, y) positions, corrected for their noise.
 
-    Stage and beam-induced drift is smooth over a movie; a low-order fit removes the
-    per-frame measurement noise that would otherwise add to the path length.
+    With `variance`, the per-axis variance of each measured position, each step's
+    squared length loses its expected noise (4 x variance: two axes, two positions)
+    before the square root. Steps shorter than their noise would still add a bias, so
+    the positions are first thinned to every k-th frame, k the smallest stride whose
+    median step is at least twice its noise.
     """
-    s = np.asarray(shifts, dtype=float)
-    t = np.arange(len(s), dtype=float)
-    degree = min(degree, len(s) - 2)
-    if degree < 1:
-        return s - s[0]
-    powers = np.column_stack([t**k for k in range(1, degree + 1)])  # no constant term: frame 0 stays at 0
-    coefficients, *_ = np.linalg.lstsq(powers, s - s[0], rcond=None)
-    return powers @ coefficients
-
-
-def path_length(positions: npt.ArrayLike) -> float:
-    """Sum of the distances between consecutive positions."""
     p = np.asarray(positions, dtype=float)
-    return float(np.hypot(*np.diff(p, axis=0).T).sum()) if len(p) > 1 else 0.0
+    if len(p) < 2:
+        return 0.0
+    noise = 4 * variance
+    for stride in range(1, len(p)):
+        thinned = np.vstack([p[::stride], p[-1:]]) if (len(p) - 1) % stride else p[::stride]
+        squared = (np.diff(thinned, axis=0) ** 2).sum(axis=1)
+        if np.median(squared) >= 4 * noise:
+            break
+    return float(np.sqrt(np.clip(squared - noise, 0, None)).sum())
 
 
 def _early_frames(count: int, dose_per_frame: float | None) -> int:
@@ -158,14 +171,20 @@ class _CropSpec:
     box: tuple[int, int]
 
     @classmethod
-    def for_shape(cls, shape: tuple[int, int]) -> _CropSpec:
+    def for_shape(cls, shape: tuple[int, int], pixel_size: float) -> _CropSpec:
         factor = max(1, math.ceil(max(shape) / ALIGN_BOX))
         box = tuple(2 * (s // factor // 2) for s in shape)
-        return cls(shape, box)  # type: ignore[arg-type]
+        return cls(shape, box, pixel_size)  # type: ignore[arg-type]
+
+    pixel_size: float = 1.0
 
     @property
     def binning(self) -> float:
         return self.shape[1] / self.box[1]
+
+    @property
+    def binned_pixel(self) -> float:
+        return self.pixel_size * self.binning
 
     def take(self, spectrum: npt.NDArray[np.complex64]) -> npt.NDArray[np.complex64]:
         rows, cols = self.box
@@ -174,15 +193,47 @@ class _CropSpec:
         return np.concatenate([top, bottom])[:, : cols // 2 + 1]
 
 
-def _align(cropped: npt.NDArray[np.complex64], crop: _CropSpec, pixel_size: float) -> tuple[npt.NDArray, int]:
+def _prepared(cropped: npt.NDArray[np.complex64], box: tuple[int, int]) -> npt.NDArray[np.complex64]:
+    """Flat-fielded, edge-tapered binned frame, transformed back: what the alignment compares.
+
+    Dividing by a wide local mean stops a carbon edge or an ice gradient from
+    dominating the correlation; the taper removes the frame border, which does not move
+    with the specimen and would pull every shift towards zero.
+    """
+    binned = scipy.fft.irfft2(cropped, s=box)
+    background = scipy.fft.irfft2(cropped * _wide_gaussian(box), s=box)
+    flat = binned / np.maximum(background, 1e-6 * float(np.abs(background).max() or 1.0)) - 1
+    return scipy.fft.rfft2((flat * _taper(box)).astype(np.float32)).astype(np.complex64)
+
+
+@functools.lru_cache(maxsize=4)
+def _wide_gaussian(box: tuple[int, int]) -> npt.NDArray[np.float32]:
+    """Fourier-space Gaussian of real-space sigma = box / 16: the local mean, computed cheaply."""
+    sigma = max(box) / 16
+    ky = np.fft.fftfreq(box[0])[:, None]
+    kx = np.fft.rfftfreq(box[1])[None, :]
+    return np.exp(-2 * (np.pi * sigma) ** 2 * (kx * kx + ky * ky)).astype(np.float32)
+
+
+def _taper(box: tuple[int, int]) -> npt.NDArray[np.float32]:
+    """Cosine edge over the outer 10% of each side, 1 inside."""
+    def edge(n: int) -> npt.NDArray[np.float64]:
+        ramp = max(1, n // 10)
+        w = np.ones(n)
+        w[:ramp] = 0.5 - 0.5 * np.cos(np.pi * (np.arange(ramp) + 0.5) / ramp)
+        w[n - ramp :] = w[:ramp][::-1]
+        return w
+
+    return np.outer(edge(box[0]), edge(box[1])).astype(np.float32)
+
+
+def _align(cropped: npt.NDArray[np.complex64], crop: _CropSpec) -> tuple[npt.NDArray, int]:
     """Iterative alignment of every frame against the sum of the others; shifts in full-size px."""
     count = len(cropped)
     rows, cols = crop.box
     ky = np.fft.fftfreq(rows)[:, None]
     kx = np.fft.rfftfreq(cols)[None, :]
-    binned_pixel = pixel_size * crop.binning
-    s2 = (kx * kx + ky * ky) / binned_pixel**2
-    low_pass = np.exp(-ALIGN_B_FACTOR * s2 / 4).astype(np.float32)
+    low_pass = _low_pass(crop, ky, kx)
     shifts = np.zeros((count, 2))  # binned px, (x, y)
     iterations = 0
     for iterations in range(1, _MAX_ITERATIONS + 1):  # noqa: B007
@@ -195,6 +246,54 @@ def _align(cropped: npt.NDArray[np.complex64], crop: _CropSpec, pixel_size: floa
         if change < _CONVERGED_PX:
             break
     return shifts * crop.binning, iterations
+
+
+def _shift_variance(stack: npt.ArrayLike, cropped: npt.NDArray, crop: _CropSpec, shifts_px: npt.NDArray) -> float:
+    """Per-axis variance of one frame's measured shift, full-size px².
+
+    Counting cameras record Poisson counts, which split into two independent halves
+    with the same expected image (binomial thinning). A few frames are split so, both
+    halves aligned against the sum of the other frames, and the variance of the
+    difference of the two shifts is four times that of a whole frame's shift. Frames
+    that are not counts (gain-corrected floats) fall back to the same test with the
+    reference split into even and odd frames, which sees only the reference's noise.
+    """
+    rows, cols = crop.box
+    ky = np.fft.fftfreq(rows)[:, None]
+    kx = np.fft.rfftfreq(cols)[None, :]
+    low_pass = _low_pass(crop, ky, kx)
+    binned = shifts_px / crop.binning
+    moved = np.stack([_moved(cropped[i], kx, ky, binned[i]) for i in range(len(binned))])
+    total = moved.sum(axis=0)
+    integer = np.issubdtype(np.asarray(stack[0]).dtype, np.integer)
+    rng = np.random.default_rng(0)  # the split only needs to be independent of the data
+    differences = []
+    for i in np.unique(np.linspace(0, len(moved) - 1, _NOISE_FRAMES).round().astype(int)):
+        others = total - moved[i]
+        if integer:
+            counts = _binned_counts(np.asarray(stack[i]), crop)
+            first = rng.binomial(counts, 0.5)
+            halves = [_moved(_prepared(scipy.fft.rfft2(h.astype(np.float32)), crop.box), kx, ky, binned[i])
+                      for h in (first, counts - first)]
+            differences.append(_peak(halves[0], others, low_pass, crop.box) - _peak(halves[1], others, low_pass, crop.box))
+        else:
+            even = moved[0::2].sum(axis=0) - (moved[i] if i % 2 == 0 else 0)
+            odd = moved[1::2].sum(axis=0) - (moved[i] if i % 2 == 1 else 0)
+            differences.append(_peak(moved[i], even, low_pass, crop.box) - _peak(moved[i], odd, low_pass, crop.box))
+    return float(np.var(np.array(differences), axis=0).mean()) / 4 * crop.binning**2
+
+
+def _binned_counts(frame: npt.NDArray, crop: _CropSpec) -> npt.NDArray[np.int64]:
+    """Counts summed over binning x binning blocks: still Poisson, at the alignment's sampling."""
+    factor = int(round(crop.binning))
+    rows, cols = crop.box
+    block = frame[: rows * factor, : cols * factor].astype(np.int64)
+    return np.clip(block.reshape(rows, factor, cols, factor).sum(axis=(1, 3)), 0, None)
+
+
+def _low_pass(crop: _CropSpec, ky: npt.NDArray, kx: npt.NDArray) -> npt.NDArray[np.float32]:
+    s2 = (kx * kx + ky * ky) / crop.binned_pixel**2
+    return np.exp(-ALIGN_B_FACTOR * s2 / 4).astype(np.float32)
 
 
 def _peak(frame: npt.NDArray, reference: npt.NDArray, low_pass: npt.NDArray, shape: tuple[int, int]) -> npt.NDArray:
