@@ -234,10 +234,16 @@ def _micrograph(exposure: Exposure, details: Details, measured: dict[str, Any]) 
 
 
 def _ice(micrograph: npt.NDArray[np.float32], pixel: float, vacuum_dose: float | None) -> dict[str, Any]:
-    """Thickness from the recorded dose: the pixels are electron counts of a counting camera."""
+    """Thickness from the recorded dose: the pixels are electron counts of a counting camera.
+
+    The dose is the median of 64 x 64 px block means, so that carbon or contamination
+    covering less than half the field does not thicken the ice.
+    """
     if not vacuum_dose:
         return {}
-    recorded = float(np.mean(micrograph)) / pixel**2
+    rows, cols = (s // 64 * 64 for s in micrograph.shape)
+    blocks = micrograph[:rows, :cols].reshape(rows // 64, 64, cols // 64, 64).mean(axis=(1, 3))
+    recorded = float(np.median(blocks)) / pixel**2
     if recorded <= 0:
         return {}
     return {"ice_thickness_nm": ice_thickness_nm(recorded, vacuum_dose)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from ..io.exposures import looks_like_spectrum, read_exposure
 from ..model.errors import GridScoutError
@@ -53,6 +54,15 @@ def assess_file(
         source=str(path),
     )
     return assess_with_details(exposure, criteria)
+
+
+def assessment_record(path: str, **options: Any) -> dict[str, Any]:
+    """`assess_file` as a plain function of a path returning plain data: a compute task.
+
+    ``options`` are `assess_file`'s keyword arguments; the result is the Assessment's
+    JSON form, which crosses process and machine boundaries unchanged.
+    """
+    return assess_file(path, **options)[0].model_dump(mode="json")
 
 
 def _guess_kind(data) -> ExposureKind:  # noqa: ANN001
