@@ -131,7 +131,7 @@ def medmag(
 
 @app.command()
 def assess(
-    file: Annotated[Path, typer.Argument(help="Movie (MRC stack, TIFF), micrograph (MRC, TIFF, PNG, JPEG) or amplitude spectrum.")],
+    files: Annotated[list[Path], typer.Argument(help="Movies (MRC stack, TIFF), micrographs (MRC, TIFF, PNG, JPEG) or amplitude spectra.")],
     pixel_size: Annotated[float | None, typer.Option(help="Pixel size in Å of the micrograph (overrides the header).")] = None,
     kv: Annotated[float, typer.Option(help="Accelerating voltage, kV.")] = 300.0,
     cs: Annotated[float, typer.Option(help="Spherical aberration, mm.")] = 2.7,
@@ -139,27 +139,64 @@ def assess(
     dose: Annotated[float | None, typer.Option(help="Total dose through vacuum, e-/Å² (gives the ice thickness).")] = None,
     diameter: Annotated[float, typer.Option(help="Expected particle diameter, Å.")] = 150.0,
     kind: Annotated[str, typer.Option(help="auto, movie, micrograph or spectrum.")] = "auto",
-    json_out: Annotated[bool, typer.Option("--json", help="Print the assessment as JSON.")] = False,
-    figure: Annotated[Path | None, typer.Option(help="Write a PNG: micrograph, CTF diagnostic, 1-D fit, drift.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print each assessment as JSON (one line per file with several files).")] = False,
+    figure: Annotated[Path | None, typer.Option(help="Write a PNG: micrograph, CTF diagnostic, 1-D fit, drift (one file only).")] = None,
+    dask: Annotated[str | None, typer.Option(help="Run on Dask: local:N starts N workers here, tcp://host:8786 joins a cluster.")] = None,
+    retries: Annotated[int, typer.Option(help="Extra attempts for a file whose assessment fails.")] = 2,
 ) -> None:
-    """Assess one high-magnification exposure: drift, CTF, ice, particles, verdict."""
-    from .quality.assess import ExposureKind, Verdict
-    from .quality.ctf import Microscope
-    from .quality.figure import write_figure
-    from .quality.files import assess_file
+    """Assess high-magnification exposures: drift, CTF, ice, particles, verdict."""
+    from .quality.assess import ExposureKind
 
     if kind not in ("auto", *ExposureKind):
         raise GridScoutError(f"--kind must be auto, movie, micrograph or spectrum, not {kind!r}")
-    result, details = assess_file(
-        file, pixel_size_angstrom=pixel_size, kind=None if kind == "auto" else ExposureKind(kind),
-        microscope=Microscope(kv, cs, amplitude_contrast), vacuum_dose_e_per_angstrom2=dose,
-        particle_diameter_angstrom=diameter,
-    )
+    if figure is not None and len(files) > 1:
+        raise GridScoutError("--figure needs a single file")
+    options = {"pixel_size_angstrom": pixel_size, "kind": None if kind == "auto" else ExposureKind(kind),
+               "kv": kv, "cs_mm": cs, "amplitude_contrast": amplitude_contrast,
+               "vacuum_dose_e_per_angstrom2": dose, "particle_diameter_angstrom": diameter}
+    if len(files) == 1 and dask is None:
+        raise typer.Exit(_assess_one(files[0], options, json_out, figure))
+    raise typer.Exit(_assess_many(files, options, json_out, dask, retries))
+
+
+def _assess_one(path: Path, options: dict, json_out: bool, figure: Path | None) -> int:
+    from .quality.assess import Verdict
+    from .quality.figure import write_figure
+    from .quality.files import assess_file_with
+
+    result, details = assess_file_with(path, **options)
     if figure is not None and result.verdict is not Verdict.UNUSABLE:
         write_figure(result, details, figure)
     typer.echo(result.model_dump_json(indent=1) if json_out else _assessment_text(result))
-    if result.verdict is Verdict.UNUSABLE:
-        raise typer.Exit(1)
+    return 1 if result.verdict is Verdict.UNUSABLE else 0
+
+
+def _assess_many(paths: list[Path], options: dict, json_out: bool, address: str | None, retries: int) -> int:
+    """Assess files on the chosen executor, printing each result as it completes."""
+    import json
+
+    from .compute import connect
+    from .compute.executors import ComputeAddressError
+    from .quality.assess import Assessment, Verdict
+    from .quality.files import assessment_record
+
+    try:
+        executor = connect(address, retries=retries)
+    except ComputeAddressError as err:
+        raise GridScoutError(str(err)) from None
+    unusable = 0
+    with executor:
+        for path in paths:
+            executor.submit(assessment_record, str(path), key=str(path), **options)
+        for outcome in executor.outcomes():
+            if not outcome.ok:
+                unusable += 1
+                typer.echo(f"{outcome.key}: failed after {outcome.attempts} attempts: {outcome.error}")
+                continue
+            result = Assessment.model_validate(outcome.value)
+            unusable += result.verdict is Verdict.UNUSABLE
+            typer.echo(json.dumps(outcome.value) if json_out else _assessment_text(result))
+    return 1 if unusable else 0
 
 
 def _assessment_text(a) -> str:  # noqa: ANN001

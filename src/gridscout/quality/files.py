@@ -56,13 +56,20 @@ def assess_file(
     return assess_with_details(exposure, criteria)
 
 
-def assessment_record(path: str, **options: Any) -> dict[str, Any]:
-    """`assess_file` as a plain function of a path returning plain data: a compute task.
+def assess_file_with(
+    path: str | Path, *, kv: float = 300.0, cs_mm: float = 2.7, amplitude_contrast: float = 0.07, **options: Any
+) -> tuple[Assessment, Details]:
+    """`assess_file` with the microscope given as plain numbers (what a command line or task passes)."""
+    return assess_file(path, microscope=Microscope(kv, cs_mm, amplitude_contrast), **options)
 
-    ``options`` are `assess_file`'s keyword arguments; the result is the Assessment's
-    JSON form, which crosses process and machine boundaries unchanged.
+
+def assessment_record(path: str, **options: Any) -> dict[str, Any]:
+    """`assess_file_with` as a plain function of a path returning plain data: a compute task.
+
+    The result is the Assessment's JSON form, which crosses process and machine
+    boundaries unchanged.
     """
-    return assess_file(path, **options)[0].model_dump(mode="json")
+    return assess_file_with(path, **options)[0].model_dump(mode="json")
 
 
 def _guess_kind(data) -> ExposureKind:  # noqa: ANN001
