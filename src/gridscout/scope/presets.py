@@ -24,6 +24,7 @@ class Preset(BaseModel):
     shape: tuple[int, int] = Field(description="camera (rows, cols) after binning")
     rotation_deg: float = Field(0.0, description="camera x axis relative to stage x")
     exposure_s: float = Field(gt=0)
+    frames: int = Field(1, ge=1, le=200, description="dose fractions of a record exposure (a movie when > 1)")
     camera: CameraModel
 
 
@@ -55,7 +56,7 @@ def default_presets() -> dict[PresetName, Preset]:
         ),
         PresetName.RECORD: Preset(
             name=PresetName.RECORD, level=Level.EXPOSURE, pixel_size_angstrom=1.0, shape=(4096, 4096),
-            rotation_deg=8.0, exposure_s=3.0,
+            rotation_deg=8.0, exposure_s=3.0, frames=40,
             camera=CameraModel(dose_e_per_px=40, psf_sigma_px=0.0, read_noise_adu=0.5),
         ),
     }

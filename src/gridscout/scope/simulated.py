@@ -28,6 +28,7 @@ from ..model.image import Image
 from ..sim.camera import expose
 from ..sim.cassette import CASSETTE_CAPACITY, VirtualCassette
 from ..sim.grid import VirtualGrid
+from ..sim.highmag import exposure_spec_for_hole, simulate_movie
 from ..sim.montage import montage_layout, stitch
 from .presets import Preset, default_presets
 from .protocol import PresetName, ScopeState, Slot, StagePosition
@@ -212,9 +213,34 @@ class SimulatedMicroscope:
         p = self.presets[self._preset]
         nominal = self._geometry(p, self._nominal_xy())
         actual = nominal.moved_to(tuple(self._actual_xy()))
-        data = expose(grid.transmission(actual), p.camera, self._rng)
+        hole = grid.hole_at(*actual.centre_um) if p.name is PresetName.RECORD else None
+        if hole is None:
+            data, extra = expose(grid.transmission(actual), p.camera, self._rng), {}
+        else:
+            data, extra = self._record_in_hole(hole, actual, p)
         self._charge_exposure(p)
-        return self._image(data, nominal, p, actual)
+        image = self._image(data, nominal, p, actual)
+        image.meta.update(extra)
+        return image
+
+    def _record_in_hole(self, hole, actual: ImageGeometry, preset: Preset) -> tuple[np.ndarray, dict]:  # noqa: ANN001
+        """A high-magnification exposure of `hole` (sim.highmag): the summed counts, and the
+        frames and the simulator's truth in the metadata."""
+        offset = (actual.centre_um[0] - hole.centre_um[0], actual.centre_um[1] - hole.centre_um[1])
+        defocus_angstrom = -self._defocus_um * 1e4  # the scope's negative under-focus is the CTF's positive
+        dose = preset.camera.dose_e_per_px / preset.pixel_size_angstrom**2
+        spec = exposure_spec_for_hole(
+            hole, self._rng, optimal_ice_nm=self._require_grid().spec.optimal_ice_nm, offset_um=offset,
+            shape=preset.shape, pixel_size_angstrom=preset.pixel_size_angstrom, n_frames=preset.frames,
+            dose_e_per_angstrom2=dose, defocus_u_angstrom=defocus_angstrom, defocus_v_angstrom=defocus_angstrom,
+        )
+        frames, truth = simulate_movie(spec, self._rng)
+        summed = frames.sum(axis=0, dtype=np.int32)
+        data = np.clip(summed, 0, np.iinfo(np.int16).max).astype(np.int16)
+        extra = {"hole_id": hole.id, "exposure_truth": truth, "dose_e_per_angstrom2": dose}
+        if preset.frames > 1:
+            extra["frames"] = frames
+        return data, extra
 
     def acquire_montage(
         self, preset: PresetName | str, tiles: tuple[int, int], *, overlap: float = 0.1

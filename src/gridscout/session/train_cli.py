@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..targeting.holes import FEATURE_NAMES as HOLE_FEATURES
 from ..targeting.ranking import TreeEnsemble
 from ..targeting.squares import FEATURE_NAMES
 from ..targeting.train import fit_tree_ensemble, roc_auc
-from ..targeting.holes import FEATURE_NAMES as HOLE_FEATURES
 from .hole_training import GOOD_HOLE_QUALITY, detector_examples, hole_examples, simulated_medmag
 from .training import GOOD_SQUARE_QUALITY, HELD_OUT_STREAM, simulated_atlases, square_examples
 

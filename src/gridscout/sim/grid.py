@@ -277,9 +277,32 @@ class VirtualGrid:
             self._hole_cache[square_id] = self._hole_truth(k, square_id)
         return self._hole_cache[square_id]
 
+    def hole_at(self, x_um: float, y_um: float) -> HoleTruth | None:
+        """The hole whose opening contains stage point (x, y), or None (film, bar, rim).
+
+        Looks in the two squares whose centres are nearest, so a point on a bar between
+        two squares is judged against both.
+        """
+        centres = self._square_centres_um
+        if not len(centres):
+            return None
+        point = np.array([x_um, y_um])
+        nearest = np.argsort(np.hypot(*(centres - point).T))[:2]
+        best, best_distance = None, math.inf
+        for k in nearest:
+            for hole in self.holes_in_square(self.squares[k].id):
+                distance = math.hypot(x_um - hole.centre_um[0], y_um - hole.centre_um[1])
+                if distance < best_distance:
+                    best, best_distance = hole, distance
+        return best if best is not None and best_distance <= min(best.axes_um) else None
+
+    @cached_property
+    def _square_centres_um(self) -> npt.NDArray[np.float64]:
+        return np.array([sq.centre_um for sq in self.squares]).reshape(-1, 2)
+
     def _hole_truth(self, k: int, square_id: str) -> list[HoleTruth]:
         s = self.spec
-        half, pitch, r = s.square_half_um, self._hole_pitch, self._hole_radius
+        half, r = s.square_half_um, self._hole_radius
         centre = self._sq_centre_uv[k]
         m, n, sub, uv = self._lattice_points_in_box(centre - half, centre + half)
         a, b = uv[:, 0] - centre[0], uv[:, 1] - centre[1]
