@@ -216,6 +216,51 @@ def _assessment_text(a) -> str:  # noqa: ANN001
     return "\n".join(lines)
 
 
+@app.command()
+def run(
+    protocol: Annotated[Path, typer.Argument(help="Protocol file (TOML or YAML); see docs/protocols.md.")],
+    out: Annotated[Path, typer.Option(help="Session directory: images and, by default, the database.")] = Path("session"),
+    scope: Annotated[str, typer.Option(help="Microscope: 'sim' (the simulated microscope).")] = "sim",
+    cassette: Annotated[int, typer.Option(help="With --scope sim: grids in the simulated cassette.")] = 12,
+    seed: Annotated[int, typer.Option(help="With --scope sim: seed of the simulated cassette.")] = 0,
+    db: Annotated[str | None, typer.Option(help="Database URL (default: SQLite in the session directory).")] = None,
+    dask: Annotated[str | None, typer.Option(help="Assess exposures on Dask: local:N or tcp://host:8786.")] = None,
+    record_px: Annotated[int | None, typer.Option(help="With --scope sim: record camera size in px (default 4096).")] = None,
+    frames: Annotated[int | None, typer.Option(help="With --scope sim: frames per record movie (default 40).")] = None,
+) -> None:
+    """Run a protocol over a cassette: screen every grid, assess every exposure, record it all."""
+    import numpy as np
+
+    from .compute import connect
+    from .compute.executors import ComputeAddressError
+    from .scope.presets import default_presets
+    from .scope.protocol import PresetName
+    from .scope.simulated import SimulatedMicroscope
+    from .session.engine import Engine
+    from .session.protocol import load_protocol
+    from .session.store import Store
+    from .sim.cassette import VirtualCassette, check_seed
+
+    plan = load_protocol(protocol)
+    if scope != "sim":
+        raise GridScoutError(f"--scope {scope!r}: only the simulated microscope ('sim') is available so far")
+    check_seed(seed)
+    presets = default_presets()
+    record = presets[PresetName.RECORD]
+    presets[PresetName.RECORD] = record.model_copy(update={"shape": (record_px, record_px) if record_px else record.shape,
+                                                           "frames": frames or record.frames})
+    microscope = SimulatedMicroscope(VirtualCassette.random(cassette, seed=seed), presets=presets,
+                                     rng=np.random.default_rng(seed))
+    try:
+        executor = connect(dask)
+    except ComputeAddressError as err:
+        raise GridScoutError(str(err)) from None
+    store = Store(db) if db else Store.in_directory(out)
+    with executor:
+        session_id = Engine(microscope, plan, out, store=store, executor=executor, say=typer.echo, seed=seed).run()
+    typer.echo(f"session {session_id} recorded in {store.url}")
+
+
 train_app = typer.Typer(help="Regenerate the shipped models from simulated data.", no_args_is_help=True)
 app.add_typer(train_app, name="train")
 
