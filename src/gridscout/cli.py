@@ -258,7 +258,25 @@ def run(
     store = Store(db) if db else Store.in_directory(out)
     with executor:
         session_id = Engine(microscope, plan, out, store=store, executor=executor, say=typer.echo, seed=seed).run()
-    typer.echo(f"session {session_id} recorded in {store.url}")
+    from .session.report import write_report
+
+    typer.echo(f"session {session_id} recorded in {store.url}; report {write_report(store, out, session_id=session_id)}")
+
+
+@app.command()
+def report(
+    session: Annotated[Path, typer.Argument(help="Session directory (holding session.sqlite, unless --db).")],
+    db: Annotated[str | None, typer.Option(help="Database URL, when the store is not the directory's SQLite.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Folder for report.html, report.json and figures (default SESSION/report).")] = None,
+) -> None:
+    """Write the session's report: per grid counts, quality, microscope time and the collect verdict."""
+    from .session.report import write_report
+    from .session.store import DATABASE_NAME, Store
+
+    if db is None and not (session / DATABASE_NAME).is_file():
+        raise GridScoutError(f"{session}: no {DATABASE_NAME} here (give the session directory, or --db)")
+    store = Store(db) if db else Store.in_directory(session)
+    typer.echo(f"report written to {write_report(store, session, out)}")
 
 
 train_app = typer.Typer(help="Regenerate the shipped models from simulated data.", no_args_is_help=True)

@@ -93,3 +93,30 @@ def test_gridscout_run_screens_a_cassette_from_one_protocol_file(tmp_path):
     assert out.exit_code == 0, out.output
     assert "loaded slot 1" in out.output and "session finished" in out.output
     assert (tmp_path / "s" / "session.sqlite").is_file()
+
+
+def test_the_report_tells_each_grids_verdict_and_quality(finished, tmp_path):
+    import json
+
+    from gridscout.session.report import build_report, write_report
+
+    engine, directory = finished
+    report = build_report(engine.store, engine.session_id)
+    (grid,) = report["grids"]
+    assert grid["verdict"] in ("collect", "do_not_collect") and grid["reasons"]
+    assert grid["exposures"]["total"] == report["totals"]["exposures"] >= 1
+    assert grid["exposures"]["good"] + grid["exposures"]["bad"] + grid["exposures"]["unusable"] == grid["exposures"]["total"]
+    page = write_report(engine.store, directory, tmp_path / "report")
+    assert "Slot 1" in page.read_text() and (tmp_path / "report" / "grid01_atlas.png").is_file()
+    assert json.loads((tmp_path / "report" / "report.json").read_text())["session"]["id"] == engine.session_id
+
+
+def test_report_of_a_folder_without_a_session_is_one_line(tmp_path):
+    from gridscout.cli import main
+
+    import sys
+
+    sys.argv = ["gridscout", "report", str(tmp_path)]
+    with pytest.raises(SystemExit) as stop:
+        main()
+    assert stop.value.code == 2
