@@ -22,13 +22,14 @@ DEFAULT_REAL_DATA = Path("../shared/data/real")
 
 @app.command()
 def demo(
-    seed: Annotated[int, typer.Option(help="Seed of the simulated grid and microscope.")] = 0,
-    out: Annotated[Path | None, typer.Option(help="Also write the images here as MRC.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated cassette and microscope.")] = 0,
+    out: Annotated[Path, typer.Option(help="Session directory: images, database and report.")] = Path("gridscout-demo"),
+    grids: Annotated[int, typer.Option(help="Grids in the simulated cassette.")] = 4,
 ) -> None:
-    """Screen one simulated grid: load, atlas, three squares, on the virtual clock."""
+    """Screen a simulated cassette end to end (4 grids) and write the report."""
     from .session.demo import run_demo
 
-    run_demo(seed=seed, out=out, say=typer.echo)
+    run_demo(seed=seed, out=out, grids=grids, say=typer.echo)
 
 
 @app.command()

@@ -94,13 +94,14 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
     assert not (tmp_path / "o" / "truth.json").exists()
 
 
-def test_demo_reports_its_steps_on_the_virtual_clock():
-    result = gridscout("demo", "--seed", "2")
+def test_demo_screens_a_cassette_and_writes_the_report(tmp_path):
+    result = gridscout("demo", "--seed", "2", "--grids", "2", "--out", str(tmp_path / "demo"))
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert sum("square image" in line for line in lines) == 3
-    assert any("atlas: 5x5 tiles" in line for line in lines)
+    assert sum("loaded slot" in line for line in lines) == 2
+    assert sum(": collect (" in line or ": do not collect (" in line for line in lines) == 2
     assert "microscope time" in lines[-1]
+    assert (tmp_path / "demo" / "report" / "report.html").is_file()
 
 
 def test_figure_compares_real_and_simulated(real_data, tmp_path):

@@ -1,7 +1,9 @@
-"""`gridscout demo`: one grid on the simulated microscope, from loading to square images.
+"""`gridscout demo`: a 4-grid screening session on the simulated microscope, end to end.
 
-Square targeting is not built yet (issue 3), so the demo visits the three whole squares
-nearest the stage origin as the simulator's truth lists them, and says so.
+The shipped screening protocol, scaled down so that the demo takes a minute or two: a
+4x4-tile atlas, 2 groups x 1 square, 2 holes per square, 2 exposures per hole, and a
+1024 px, 8-frame record camera (smaller exposures than 1024 px leave too little for the CTF fit). Everything (squares, holes, realignment, exposures,
+assessments, decisions, verdicts) is the real engine; the report is written at the end.
 """
 
 from __future__ import annotations
@@ -12,65 +14,41 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io.mrc import write_mrc
-from ..scope.procedures import eucentric_height
+from ..scope.presets import default_presets
 from ..scope.protocol import PresetName
 from ..scope.simulated import SimulatedMicroscope
 from ..sim.cassette import VirtualCassette, check_seed
+from .engine import Engine
+from .protocol import EXAMPLES, load_protocol
+from .report import write_report
+
+DEMO_GRIDS = 4
+DEMO_RECORD_PX = 1024
+DEMO_FRAMES = 8
 
 
-def run_demo(*, seed: int = 0, squares: int = 3, out: Path | None = None,
-             say: Callable[[str], None] = print) -> float:
-    """Load a grid, take its atlas, image `squares` squares; returns microscope seconds used.
-
-    Each step is printed with the virtual microscope clock. With `out`, the images are
-    written there as MRC.
-    """
+def run_demo(*, seed: int = 0, out: Path = Path("gridscout-demo"), grids: int = DEMO_GRIDS,
+             say: Callable[[str], None] = print) -> Path:
+    """Screen `grids` simulated grids into `out`; returns the report's path."""
     check_seed(seed)
     started = time.perf_counter()
-    scope = SimulatedMicroscope(VirtualCassette.random(1, seed=seed), rng=np.random.default_rng(seed))
-    slot = next(s for s in scope.cassette() if s.occupied)
-
-    def log(message: str) -> None:
-        say(f"[{_clock(scope.clock.now_s)}] {message}")
-
-    say(f"GridScout demo on the simulated microscope (seed {seed})")
-    scope.load_grid(slot.slot)
-    log(f"loaded {slot.name} from autoloader slot {slot.slot}")
-    atlas = scope.acquire_montage(PresetName.ATLAS, (5, 5))
-    rows, cols = atlas.shape
-    log(f"atlas: 5x5 tiles stitched to {cols}x{rows} px at {atlas.pixel_size_angstrom / 10:g} nm/px")
-    _save(out, "atlas.mrc", atlas)
-    grid = scope.grid
-    assert grid is not None
-    chosen = sorted((s for s in grid.squares if s.whole), key=lambda s: np.hypot(*s.centre_um))[:squares]
-    say("           (squares chosen from the simulator's truth: square targeting is issue 3)")
-    for square in chosen:
-        scope.move_stage(*square.centre_um)
-        x, y, _ = scope.stage()
-        log(f"moved to square {square.id} at stage ({x:.1f}, {y:.1f}) µm")
-        z = eucentric_height(scope)
-        log(f"eucentric height z = {z:.2f} µm")
-        image = scope.acquire(PresetName.SEARCH)
-        expected = image.geometry.stage_to_pixel(square.centre_um)
-        shown = scope.actual_geometry(image).stage_to_pixel(square.centre_um)
-        log(f"square image {image.shape[1]}x{image.shape[0]} px at {image.pixel_size_angstrom / 10:g} nm/px: "
-            f"{square.defect.value}, ice {square.ice_nm:.0f} nm; square centre at pixel "
-            f"({shown[0]:.0f}, {shown[1]:.0f}), {np.hypot(*(shown - expected)):.1f} px off by stage error")
-        _save(out, f"{square.id}.mrc", image)
-    scope.unload_grid()
-    log("grid returned to the cassette")
-    used = scope.clock.now_s
-    say(f"microscope time {used / 60:.1f} min; wall time {time.perf_counter() - started:.1f} s")
-    return used
-
-
-def _clock(seconds: float) -> str:
-    h, rem = divmod(int(round(seconds)), 3600)
-    return f"{h:d}:{rem // 60:02d}:{rem % 60:02d}"
-
-
-def _save(out: Path | None, name: str, image) -> None:  # noqa: ANN001
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        write_mrc(out / name, image.data, pixel_size_angstrom=image.pixel_size_angstrom)
+    presets = default_presets()
+    presets[PresetName.RECORD] = presets[PresetName.RECORD].model_copy(
+        update={"shape": (DEMO_RECORD_PX, DEMO_RECORD_PX), "frames": DEMO_FRAMES})
+    scope = SimulatedMicroscope(VirtualCassette.random(grids, seed=seed), presets=presets,
+                                rng=np.random.default_rng(seed))
+    screening = load_protocol(EXAMPLES / "screening.toml")
+    protocol = screening.model_copy(update={
+        "name": "demo",
+        "atlas": screening.atlas.model_copy(update={"tiles": (4, 4)}),
+        "squares": screening.squares.model_copy(update={"groups": 2, "per_group": 1}),
+        "holes": screening.holes.model_copy(update={"per_square": 2}),
+        "grids": {},
+    })
+    say(f"GridScout demo: screening {grids} simulated grids (seed {seed}) into {out}")
+    engine = Engine(scope, protocol, out, say=say, seed=seed)
+    session_id = engine.run()
+    report = write_report(engine.store, out, session_id=session_id)
+    say(f"report: {report}")
+    say(f"microscope time {scope.clock.now_s / 60:.1f} min; wall time {time.perf_counter() - started:.1f} s")
+    return report
