@@ -56,7 +56,8 @@ def test_exposure_movies_are_on_disk_with_their_pixel_size(finished):
     engine, directory = finished
     movies = sorted((directory / "grid01" / "exposures").glob("*_s0.mrc"))
     data, pixel = read_exposure(movies[0])
-    assert data.shape == (6, 768, 768) and pixel == pytest.approx(1.0) or pixel is None
+    assert data.shape == (6, 768, 768)
+    assert pixel is None or pixel == pytest.approx(1.0)  # 1.0 Å in a header reads as "not set" (IMOD)
 
 
 def test_an_operator_skip_takes_effect_at_the_next_step(tmp_path):
@@ -112,9 +113,9 @@ def test_the_report_tells_each_grids_verdict_and_quality(finished, tmp_path):
 
 
 def test_report_of_a_folder_without_a_session_is_one_line(tmp_path):
-    from gridscout.cli import main
-
     import sys
+
+    from gridscout.cli import main
 
     sys.argv = ["gridscout", "report", str(tmp_path)]
     with pytest.raises(SystemExit) as stop:

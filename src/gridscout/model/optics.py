@@ -20,6 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+ICE_MEAN_FREE_PATH_NM = 300.0
+"""Effective attenuation length of vitreous ice with an objective aperture, nm (Rice et al.
+2018 give 280-320 nm at 300 kV): the simulator attenuates with it, the assessment inverts it."""
+
 _ELECTRON_REST_ENERGY_KEV = 510.99895
 _HC_KEV_ANGSTROM = 12.398419843
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..model.errors import GridScoutError
 from .ctf import CtfFit, Microscope, fit_ctf
@@ -81,6 +81,12 @@ class Criteria(BaseModel):
     max_ice_nm: float = Field(120.0, gt=0)
     max_crystalline_score: float = Field(0.15, gt=0)
     min_particles_per_um2: float = Field(50.0, ge=0)
+
+    @model_validator(mode="after")
+    def _ice_range(self) -> Criteria:
+        if self.min_ice_nm >= self.max_ice_nm:
+            raise ValueError("min_ice_nm must be below max_ice_nm")
+        return self
 
 
 class CtfReport(BaseModel):

@@ -29,7 +29,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.optimize import minimize
 
-from ..model.optics import CtfParams, electron_wavelength_angstrom
+from ..model.optics import CtfParams
 from .spectrum import AmplitudeSpectrum
 
 FIT_CC_THRESHOLD = 0.75
@@ -183,11 +183,10 @@ class _Problem:
         residual = _clipped((self.polar.mean[rings] - background[rings, None]) / rms[rings, None])
         weight = self.polar.count[rings]
         s2 = self.s2[rings, None]
-        cos2, sin2 = np.cos(2 * self.polar.azimuth_rad), np.sin(2 * self.polar.azimuth_rad)
+        azimuth = self.polar.azimuth_rad[None, :]
 
         def negative_cc(x: npt.NDArray[np.float64]) -> float:
-            defocus = x[0] + x[1] * cos2 + x[2] * sin2
-            model = -np.cos(2 * _phase_from_defocus(s2, defocus[None, :], self.microscope))
+            model = -np.cos(2 * self.params(*x).phase(s2, azimuth))
             return -_cc(residual, model, weight)
 
         starts = [self._start(start)] if start is not None else self._grid_starts(mean, negative_cc)
@@ -291,12 +290,6 @@ class _Problem:
         phase = self.phase_1d(params.defocus_mean_angstrom)
         inside = phase[self.low_px : int(resolution_px)]
         return inside.size > 0 and (inside.max() - inside.min()) / math.pi >= _MIN_RINGS_FOR_A_FIT
-
-
-def _phase_from_defocus(s2: npt.NDArray, defocus: npt.NDArray, microscope: Microscope) -> npt.NDArray[np.float64]:
-    wavelength = electron_wavelength_angstrom(microscope.kv)
-    chi = math.pi * wavelength * defocus * s2 - 0.5 * math.pi * microscope.cs_mm * 1e7 * wavelength**3 * s2 * s2
-    return chi + math.asin(microscope.amplitude_contrast)
 
 
 def _background(profile: npt.NDArray, phase: npt.NDArray, high: int) -> tuple[npt.NDArray, npt.NDArray]:

@@ -57,10 +57,12 @@ def assess_file(
 
 
 def assess_file_with(
-    path: str | Path, *, kv: float = 300.0, cs_mm: float = 2.7, amplitude_contrast: float = 0.07, **options: Any
+    path: str | Path, *, kv: float = 300.0, cs_mm: float = 2.7, amplitude_contrast: float = 0.07,
+    criteria: dict[str, float] | None = None, **options: Any,
 ) -> tuple[Assessment, Details]:
-    """`assess_file` with the microscope given as plain numbers (what a command line or task passes)."""
-    return assess_file(path, microscope=Microscope(kv, cs_mm, amplitude_contrast), **options)
+    """`assess_file` with the microscope and criteria as plain data (what a command line or task passes)."""
+    return assess_file(path, microscope=Microscope(kv, cs_mm, amplitude_contrast),
+                       criteria=Criteria.model_validate(criteria) if criteria else None, **options)
 
 
 def assessment_record(path: str, **options: Any) -> dict[str, Any]:

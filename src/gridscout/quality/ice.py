@@ -21,10 +21,8 @@ import math
 import numpy as np
 
 from ..model.errors import ImageError
+from ..model.optics import ICE_MEAN_FREE_PATH_NM
 from .spectrum import AmplitudeSpectrum
-
-ICE_MEAN_FREE_PATH_NM = 300.0
-"""Effective attenuation length of vitreous ice at 300 kV with an objective aperture, nm."""
 
 ICE_SPACINGS_ANGSTROM = (3.90, 3.67, 3.44)
 """Strongest reflections of hexagonal ice (cubic ice: 3.67 Å)."""

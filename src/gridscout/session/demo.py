@@ -2,8 +2,9 @@
 
 The shipped screening protocol, scaled down so that the demo takes a minute or two: a
 4x4-tile atlas, 2 groups x 1 square, 2 holes per square, 2 exposures per hole, and a
-1024 px, 8-frame record camera (smaller exposures than 1024 px leave too little for the CTF fit). Everything (squares, holes, realignment, exposures,
-assessments, decisions, verdicts) is the real engine; the report is written at the end.
+1024 px, 8-frame record camera (smaller exposures leave too little for the CTF fit).
+Everything (squares, holes, realignment, exposures, assessments, decisions, verdicts)
+is the real engine; the report is written at the end.
 """
 
 from __future__ import annotations

@@ -15,7 +15,6 @@ Every step writes its rows and its event in one transaction of the store.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from ..targeting.holes import find_holes
 from ..targeting.ranking import score_holes, score_squares
 from ..targeting.squares import find_squares
 from .layout import grid_folder, save_image, save_movie
+from .processing import event_from_outcome
 from .protocol import Protocol
 from .store import (
     AssessmentRow,
@@ -344,6 +344,7 @@ class Engine:
         self.executor.submit(assessment_record, str(movie or folder / f"{stem}_sum.mrc"), key=key,
                              vacuum_dose_e_per_angstrom2=dose or None,
                              particle_diameter_angstrom=grid.protocol.quality.particle_diameter_angstrom,
+                             criteria=grid.protocol.quality.criteria(),
                              pixel_size_angstrom=image.pixel_size_angstrom)
         return key
 
@@ -351,7 +352,8 @@ class Engine:
         """Collect the assessments of this hole's exposures; verdicts in the order of `keys`."""
         verdicts: dict[str, str] = {}
         for outcome in self.executor.outcomes(timeout_s=600):
-            verdict = _judge(outcome.value, grid.protocol) if outcome.ok else "failed"
+            event = event_from_outcome(outcome)
+            verdict = outcome.value["verdict"] if outcome.ok else "failed"
             verdicts[outcome.key] = verdict
             with self.store.transaction() as tx:
                 exposure = tx.scalars(select(ExposureRow).where(ExposureRow.session_id == self.session_id,
@@ -359,10 +361,9 @@ class Engine:
                 if outcome.ok:
                     tx.add(AssessmentRow(exposure_id=exposure.id, verdict=verdict, record=outcome.value,
                                          worker=outcome.where))
-                    kind, payload = "exposure_assessed", {"key": outcome.key, "verdict": verdict}
-                else:
-                    kind, payload = "processing_failed", {"key": outcome.key, "error": outcome.error}
-                self.store.append_event(tx, self.session_id, kind, payload, scope_time_s=self._now())
+                payload = event.model_dump(mode="json", exclude={"id", "recorded_at", "kind", "assessment"})
+                self.store.append_event(tx, self.session_id, event.kind, {**payload, "verdict": verdict},
+                                        scope_time_s=self._now())
             grid.total += 1
             grid.good += verdict == "good"
         self.say(f"[{_clock(self._now())}]   {len(keys)} exposures: {', '.join(verdicts.get(k, '?') for k in keys)}")
@@ -434,24 +435,6 @@ class Engine:
 
     def _now(self) -> float:
         return float(self.scope.state().scope_time_s)
-
-
-def _judge(record: dict[str, Any], protocol: Protocol) -> str:
-    """good / bad / unusable from an assessment record, with the protocol's own thresholds."""
-    if record.get("verdict") == "unusable":
-        return "unusable"
-    q = protocol.quality
-    ctf = record.get("ctf") or {}
-    checks = [
-        ctf.get("rings_found", False),
-        (ctf.get("fit_resolution_angstrom") or math.inf) <= q.max_fit_resolution_angstrom,
-        record.get("ice_thickness_nm") is None or q.min_ice_nm <= record["ice_thickness_nm"] <= q.max_ice_nm,
-        (record.get("crystalline_ice_score") or 0.0) <= q.max_crystalline_score,
-        not (record.get("motion") or {}).get("reliable", False)
-        or record["motion"]["total_drift_angstrom"] <= q.max_total_drift_angstrom,
-        record.get("particles_per_um2") is None or record["particles_per_um2"] >= q.min_particles_per_um2,
-    ]
-    return "good" if all(checks) else "bad"
 
 
 def _clock(seconds: float) -> str:

@@ -18,6 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..model.errors import InvalidParameterError
+from ..quality.assess import Criteria
 
 EXAMPLES = Path(__file__).with_name("protocols")
 
@@ -98,22 +99,14 @@ class Presets(_Part):
     exposure: str = "record"
 
 
-class Quality(_Part):
-    """What makes an exposure good (the fields of `quality.assess.Criteria`)."""
+class Quality(Criteria):
+    """What makes an exposure good: `quality.assess.Criteria` plus the expected particle size."""
 
-    max_fit_resolution_angstrom: float = Field(8.0, gt=0)
-    max_total_drift_angstrom: float = Field(30.0, gt=0)
-    min_ice_nm: float = Field(15.0, ge=0)
-    max_ice_nm: float = Field(120.0, gt=0)
-    max_crystalline_score: float = Field(0.15, gt=0)
-    min_particles_per_um2: float = Field(50.0, ge=0)
     particle_diameter_angstrom: float = Field(150.0, gt=0)
 
-    @model_validator(mode="after")
-    def _ice_range(self) -> Quality:
-        if self.min_ice_nm >= self.max_ice_nm:
-            raise ValueError("min_ice_nm must be below max_ice_nm")
-        return self
+    def criteria(self) -> dict[str, float]:
+        """The `Criteria` fields as plain data (what an assessment task is given)."""
+        return self.model_dump(include=set(Criteria.model_fields))
 
 
 class Budget(_Part):

@@ -22,12 +22,13 @@ import numpy.typing as npt
 from scipy.ndimage import gaussian_filter
 
 from ..model.geometry import ImageGeometry, rotation_matrix
+from ..model.optics import ICE_MEAN_FREE_PATH_NM
 from .hashing import hash_uniform
 from .spec import SQUARE_DEFECT_CODES, GridSpec, HoleDefect, SquareDefect
 from .truth import HoleInImage, HoleTruth, SquareInImage, SquareTruth
 
-LAMBDA_ICE_NM = 300.0
-"""Effective mean free path of vitreous ice with an objective aperture, nm (Rice et al. 2018 order)."""
+LAMBDA_ICE_NM = ICE_MEAN_FREE_PATH_NM
+"""Effective mean free path of vitreous ice with an objective aperture, nm (`model.optics`)."""
 LAMBDA_CARBON_NM = 40.0
 """Effective mean free path of amorphous carbon film, nm (gives carbon its low-mag contrast)."""
 LAMBDA_GOLD_NM = 8.0
