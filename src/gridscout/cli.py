@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from . import __version__
 from .model.errors import GridScoutError
+
+if TYPE_CHECKING:
+    from .compute import Executor
+    from .session.store import Store
 
 app = typer.Typer(
     add_completion=False,
@@ -221,7 +225,7 @@ def _assessment_text(a) -> str:  # noqa: ANN001
 def run(
     protocol: Annotated[Path, typer.Argument(help="Protocol file (TOML or YAML); see docs/protocols.md.")],
     out: Annotated[Path, typer.Option(help="Session directory: images and, by default, the database.")] = Path("session"),
-    scope: Annotated[str, typer.Option(help="Microscope: 'sim' (the simulated microscope).")] = "sim",
+    scope: Annotated[str, typer.Option(help="Microscope: 'sim' (simulated) or serialem://host:48888.")] = "sim",
     cassette: Annotated[int, typer.Option(help="With --scope sim: grids in the simulated cassette.")] = 12,
     seed: Annotated[int, typer.Option(help="With --scope sim: seed of the simulated cassette.")] = 0,
     db: Annotated[str | None, typer.Option(help="Database URL (default: SQLite in the session directory).")] = None,
@@ -230,38 +234,69 @@ def run(
     frames: Annotated[int | None, typer.Option(help="With --scope sim: frames per record movie (default 40).")] = None,
 ) -> None:
     """Run a protocol over a cassette: screen every grid, assess every exposure, record it all."""
-    import numpy as np
-
-    from .compute import connect
-    from .compute.executors import ComputeAddressError
-    from .scope.presets import default_presets
-    from .scope.protocol import PresetName
-    from .scope.simulated import SimulatedMicroscope
+    from .scope import open_scope
+    from .scope.simsetup import SimulatedSetup
     from .session.engine import Engine
     from .session.protocol import load_protocol
-    from .session.store import Store
-    from .sim.cassette import VirtualCassette, check_seed
+    from .sim.cassette import check_seed
 
     plan = load_protocol(protocol)
-    if scope != "sim":
-        raise GridScoutError(f"--scope {scope!r}: only the simulated microscope ('sim') is available so far")
     check_seed(seed)
-    presets = default_presets()
-    record = presets[PresetName.RECORD]
-    presets[PresetName.RECORD] = record.model_copy(update={"shape": (record_px, record_px) if record_px else record.shape,
-                                                           "frames": frames or record.frames})
-    microscope = SimulatedMicroscope(VirtualCassette.random(cassette, seed=seed), presets=presets,
-                                     rng=np.random.default_rng(seed))
+    if scope == "sim":
+        scope = SimulatedSetup(cassette=cassette, seed=seed, record_px=record_px, frames=frames).address()
+    microscope = open_scope(scope)
+    store = _open_store(out, db)
+    with _executor(dask) as executor:
+        engine = Engine(microscope, plan, out, store=store, executor=executor, say=typer.echo, seed=seed,
+                        scope_address=scope)
+        session_id = engine.run()
+    _finish(store, out, session_id)
+
+
+@app.command()
+def resume(
+    session: Annotated[Path, typer.Argument(help="Session directory of the run to continue.")],
+    db: Annotated[str | None, typer.Option(help="Database URL, when the store is not the directory's SQLite.")] = None,
+    session_id: Annotated[str | None, typer.Option("--id", help="Which session (default: the latest unfinished).")] = None,
+    dask: Annotated[str | None, typer.Option(help="Assess exposures on Dask: local:N or tcp://host:8786.")] = None,
+) -> None:
+    """Continue a session after a crash, kill or stop: nothing recorded is taken again, nothing is lost."""
+    from .scope import open_scope
+    from .session.engine import Engine, unfinished_session
+    from .session.protocol import Protocol
+
+    store = _open_store(session, db, must_exist=True)
+    row = unfinished_session(store, session_id)
+    with _executor(dask) as executor:
+        engine = Engine(open_scope(row.scope), Protocol.model_validate(row.protocol), session, store=store,
+                        executor=executor, say=typer.echo, seed=row.seed or 0, scope_address=row.scope)
+        engine.run(session_id=row.id)
+    _finish(store, session, row.id)
+
+
+def _open_store(directory: Path, db: str | None, *, must_exist: bool = False) -> Store:
+    from .session.store import DATABASE_NAME, Store
+
+    if must_exist and db is None and not (directory / DATABASE_NAME).is_file():
+        raise GridScoutError(f"{directory}: no {DATABASE_NAME} here (give the session directory, or --db)")
+    return Store(db) if db else Store.in_directory(directory)
+
+
+def _executor(address: str | None) -> Executor:
+    from .compute import connect
+    from .compute.executors import ComputeAddressError
+
     try:
-        executor = connect(dask)
+        return connect(address)
     except ComputeAddressError as err:
         raise GridScoutError(str(err)) from None
-    store = Store(db) if db else Store.in_directory(out)
-    with executor:
-        session_id = Engine(microscope, plan, out, store=store, executor=executor, say=typer.echo, seed=seed).run()
+
+
+def _finish(store: Store, directory: Path, session_id: str) -> None:
     from .session.report import write_report
 
-    typer.echo(f"session {session_id} recorded in {store.url}; report {write_report(store, out, session_id=session_id)}")
+    report = write_report(store, directory, session_id=session_id)
+    typer.echo(f"session {session_id} recorded in {store.url}; report {report}")
 
 
 @app.command()
@@ -272,11 +307,8 @@ def report(
 ) -> None:
     """Write the session's report: per grid counts, quality, microscope time and the collect verdict."""
     from .session.report import write_report
-    from .session.store import DATABASE_NAME, Store
 
-    if db is None and not (session / DATABASE_NAME).is_file():
-        raise GridScoutError(f"{session}: no {DATABASE_NAME} here (give the session directory, or --db)")
-    store = Store(db) if db else Store.in_directory(session)
+    store = _open_store(session, db, must_exist=True)
     typer.echo(f"report written to {write_report(store, session, out)}")
 
 

@@ -1,8 +1,14 @@
-"""The driver contract: every back-end must pass this suite (the SerialEM driver will too)."""
+"""The driver contract: every back-end must pass this suite.
+
+The SerialEM driver runs against `fake_serialem`, a stand-in for SerialEM's Python module.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,14 +22,29 @@ from gridscout.model import (
     StageLimitError,
     UnknownPresetError,
 )
-from gridscout.scope import Microscope, PresetName, SimulatedMicroscope, StagePosition
+from gridscout.scope import Microscope, PresetName, SerialEMMicroscope, SimulatedMicroscope, StagePosition
 
 
-@pytest.fixture(params=["sim"])
-def scope(request, tiny_cassette, small_presets) -> Microscope:
+def _sibling(name: str):
+    """A helper module beside this file (tests are imported by path, not as a package)."""
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+fake_serialem = _sibling("fake_serialem")
+
+
+@pytest.fixture(params=["sim", "serialem"])
+def scope(request, tiny_cassette, small_presets, monkeypatch) -> Microscope:
     if request.param == "sim":
         return SimulatedMicroscope(tiny_cassette, rng=np.random.default_rng(3), presets=small_presets)
-    raise NotImplementedError(request.param)
+    fake = fake_serialem.FakeSerialEM(tiny_cassette, small_presets, rng=np.random.default_rng(3))
+    fake_serialem.install(monkeypatch, fake)
+    return SerialEMMicroscope.connect("127.0.0.1", 48888)
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy import ndimage
 
 from gridscout.scope import PresetName, SimulatedMicroscope, eucentric_height
 from gridscout.sim import SquareDefect
@@ -42,7 +41,6 @@ def _shift_px(moving: np.ndarray, reference: np.ndarray) -> np.ndarray:
 def test_square_image_shows_the_square_offset_by_stage_error(scope):
     """The content of each image is the truth at the true position: measured shift = stage error."""
     for square in _good_squares(scope, 3):
-        distance = np.hypot(*(np.array(scope.stage()[:2]) - square.centre_um))
         scope.move_stage(*square.centre_um)
         image = scope.acquire(PresetName.SEARCH)
         expected = scope.grid.transmission(image.geometry)  # noiseless render where the scope believes it is
@@ -50,7 +48,7 @@ def test_square_image_shows_the_square_offset_by_stage_error(scope):
         truth = scope.actual_geometry(image).stage_to_pixel(square.centre_um)
         nominal = image.geometry.stage_to_pixel(square.centre_um)
         np.testing.assert_allclose(measured, truth - nominal, atol=1.0)
-        sigma_px = (0.3 + 0.002 * distance) / 0.08  # the default error model, per axis, µm -> px
+        sigma_px = (0.3 + 0.002 * np.hypot(*square.centre_um)) / 0.08  # the default error model, per axis, µm -> px
         assert 0 < np.hypot(*(truth - nominal)) < 4 * sigma_px
 
 
@@ -97,6 +95,29 @@ def test_montage_tiles_are_recorded_with_their_true_positions(scope):
     for (origin, actual), meta in zip(pieces, atlas.meta["pieces"], strict=True):
         assert list(origin) == meta["origin_px"]
         assert np.hypot(*(np.array(actual.centre_um) - meta["stage_um"])) < 5.0
+
+
+def test_the_stage_error_does_not_depend_on_the_path(scope):
+    """Same step name, same target: the same miss, wherever the stage came from."""
+    misses = []
+    for start in [(0.0, 0.0), (-300.0, 250.0)]:
+        scope.move_stage(*start)
+        scope.reseed("step")
+        scope.move_stage(120.0, -80.0)
+        misses.append(scope.actual_geometry(scope.acquire(PresetName.VIEW)).centre_um)
+    assert misses[0] == pytest.approx(misses[1])
+    assert misses[0] != pytest.approx((120.0, -80.0))
+
+
+def test_reseeded_steps_give_the_same_images_whatever_came_before(scope):
+    scope.move_stage(60.0, 60.0)
+    scope.reseed("a")
+    first = scope.acquire(PresetName.VIEW).data
+    scope.acquire(PresetName.VIEW)  # history in between
+    scope.reseed("a")
+    np.testing.assert_array_equal(scope.acquire(PresetName.VIEW).data, first)
+    scope.reseed("b")
+    assert not np.array_equal(scope.acquire(PresetName.VIEW).data, first)
 
 
 def test_z_only_moves_keep_the_x_y_error(scope):

@@ -56,11 +56,11 @@ def _one_of_everything(store):
         tx.add(hole)
         tx.flush()
         exposure = ExposureRow(session_id=session.id, hole_id=hole.id, image_id=atlas.id, step_key="3/sq1/h1/0",
-                               defocus_um=-1.5, dose_e_per_angstrom2=50, scope_time_s=900)
+                               path="grid03/exposures/sq1_h1_s0.mrc", defocus_um=-1.5, dose_e_per_angstrom2=50, scope_time_s=900)
         tx.add(exposure)
         tx.flush()
         tx.add(AssessmentRow(exposure_id=exposure.id, verdict="good", record={"verdict": "good"}))
-        tx.add(DecisionRow(session_id=session.id, grid_id=grid.id, kind="skip_square", target="sq2",
+        tx.add(DecisionRow(session_id=session.id, grid_id=grid.id, key="3/sq2/skip", kind="skip_square", target="sq2",
                            reasons=["3 bad exposures in a row"], scope_time_s=950))
         store.append_event(tx, session.id, "exposure_assessed", {"exposure": exposure.id}, scope_time_s=960)
     return session, hole
@@ -83,7 +83,7 @@ def test_an_exposure_step_is_recorded_once(store):
     session, hole = _one_of_everything(store)
     with pytest.raises(IntegrityError), store.transaction() as tx:
         tx.add(ExposureRow(session_id=session.id, hole_id=hole.id, image_id=tx.get(HoleRow, hole.id).image_id,
-                           step_key="3/sq1/h1/0", defocus_um=-2, dose_e_per_angstrom2=50, scope_time_s=1000))
+                           step_key="3/sq1/h1/0", path="again.mrc", defocus_um=-2, dose_e_per_angstrom2=50, scope_time_s=1000))
 
 
 def test_a_failed_transaction_leaves_nothing(store):

@@ -39,3 +39,7 @@ class EmptySlotError(ScopeError):
 
 class UnknownPresetError(ScopeError):
     """The optics preset asked for is not defined."""
+
+
+class ScopeConnectionError(ScopeError):
+    """GridScout cannot talk to the microscope's control software (not installed, unreachable, busy)."""

@@ -1,8 +1,10 @@
-"""Microscope drivers: the protocol, the simulated microscope and shared procedures."""
+"""Microscope drivers: the protocol, the simulated and SerialEM microscopes, shared procedures and `open_scope`."""
 
+from .connect import open_scope
 from .presets import Preset, default_presets
 from .procedures import acquire_exposure, eucentric_height
 from .protocol import Microscope, PresetName, ScopeState, Slot, StagePosition
+from .serialem import SerialEMConfig, SerialEMMicroscope, SerialEMPreset, default_serialem_presets
 from .simulated import IMAGE_SHIFT_LIMIT_UM, STAGE_LIMITS_UM, SimulatedMicroscope
 from .timing import TimingModel, VirtualClock
 
@@ -13,6 +15,9 @@ __all__ = [
     "PresetName",
     "STAGE_LIMITS_UM",
     "ScopeState",
+    "SerialEMConfig",
+    "SerialEMMicroscope",
+    "SerialEMPreset",
     "SimulatedMicroscope",
     "Slot",
     "StagePosition",
@@ -20,5 +25,7 @@ __all__ = [
     "VirtualClock",
     "acquire_exposure",
     "default_presets",
+    "default_serialem_presets",
     "eucentric_height",
+    "open_scope",
 ]

@@ -4,10 +4,17 @@ What it renders is what lies under the beam: an image taken at a square's stage
 coordinates shows that square, offset by the stage positioning error. The image's
 geometry is what the microscope believes (the commanded position); the true geometry
 is available to tests and to the dataset writer through `actual_geometry`.
+
+A stage move misses its target by a random repeatability error plus a systematic
+calibration error that depends on where the target is (a small per-load scale and
+rotation error of the stage axes), never on the path taken. With `reseed`, each step's
+noise depends only on the step: a session resumed after a crash meets the same
+microscope as one that ran through.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import numbers
 from collections.abc import Sequence
@@ -55,9 +62,11 @@ class SimulatedMicroscope:
     presets : dict, optional
         Optics presets; `default_presets()` by default.
     stage_error_um : float
-        Standard deviation of the positioning error of any move, per axis.
+        Standard deviation of the random (repeatability) error of any move, per axis.
     stage_error_fraction : float
-        Extra error proportional to the distance moved.
+        Standard deviation of the stage calibration error, as a fraction of the
+        distance from the stage origin: each grid load draws a 2x2 matrix of scale
+        and rotation errors with this spread.
     """
 
     def __init__(
@@ -73,6 +82,8 @@ class SimulatedMicroscope:
     ) -> None:
         self._cassette = cassette
         self._rng = rng
+        self._seed_sequence = rng.bit_generator.seed_seq
+        self._calibration_error = np.zeros((2, 2))
         self.clock = clock or VirtualClock()
         self.timing = timing or TimingModel()
         self.presets = presets or default_presets()
@@ -115,6 +126,20 @@ class SimulatedMicroscope:
         self._image_shift = np.zeros(2)
         self._focus_offset_um = 0.0
         self._last_move_s = self.clock.now_s
+        self._calibration_error = self._stream(f"stage-calibration/{slot}").normal(0.0, self._stage_error_fraction, (2, 2))
+
+    def reseed(self, key: str) -> None:
+        """Draw this step's noise from a stream named `key` (simulator only).
+
+        The session engine names each step (``"3/sq0004/h0002/s1"``) before taking it,
+        so the images of a step do not depend on what the microscope did before it.
+        """
+        self._rng = self._stream(key)
+
+    def _stream(self, key: str) -> np.random.Generator:
+        words = np.frombuffer(hashlib.blake2b(key.encode(), digest_size=16).digest(), dtype=np.uint32)
+        seq = self._seed_sequence
+        return np.random.default_rng(np.random.SeedSequence(seq.entropy, spawn_key=(*seq.spawn_key, *map(int, words))))
 
     def unload_grid(self) -> None:
         """Return the loaded grid to the cassette."""
@@ -169,8 +194,8 @@ class SimulatedMicroscope:
         distance = math.dist(self._stage[:2], target[:2])
         self.clock.advance(self.timing.stage_move_s(distance))
         if distance > 0:  # a z-only move leaves x-y where it was
-            sigma = self._stage_error_um + self._stage_error_fraction * distance
-            self._error = self._rng.normal(0.0, sigma, 2)
+            systematic = self._calibration_error @ np.array(target[:2], dtype=float)
+            self._error = systematic + self._rng.normal(0.0, self._stage_error_um, 2)
         self._stage = StagePosition(float(x_um), float(y_um), float(z))
         self._image_shift = np.zeros(2)
         self._last_move_s = self.clock.now_s

@@ -10,19 +10,25 @@ time budget is spent or enough good exposures are in. Operator actions (pause,
 resume, stop, skip the grid, remove a target) are events in the store that the engine
 reads before every step.
 
-Every step writes its rows and its event in one transaction of the store.
+Every step writes its rows and its event in one transaction of the store, and every
+step is idempotent: `Engine.run(session_id=...)` continues a session after a crash from
+what the store holds, taking no step twice (exposures, decisions and operator actions
+are keyed) and re-reading the cassette before it loads a grid. Back-ends that have a
+``reseed(step_key)`` method (the simulator) are told each step's name first, so a
+resumed simulated session sees exactly what an uninterrupted one would.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from ..compute import Executor, connect
 from ..model.image import Image
@@ -47,6 +53,7 @@ from .store import (
     SessionRow,
     SquareRow,
     Store,
+    StoreError,
 )
 
 OPERATOR_ACTIONS = ("pause", "resume", "stop", "skip_grid", "remove_target")
@@ -61,9 +68,17 @@ GOOD_FRACTION_TO_COLLECT = 0.3
 class _LeaveGrid(Exception):
     """Raised inside a grid's steps when the grid must be left (reason in the message)."""
 
+    def __init__(self, reason: str, key: str = "leave") -> None:
+        super().__init__(reason)
+        self.key = key
+
 
 class _StopSession(Exception):
-    """Raised when the operator stops the session."""
+    """Raised when the session ends early: the operator stopped it, or its budget is spent."""
+
+    def __init__(self, state: str = "stopped") -> None:
+        super().__init__(state)
+        self.state = state
 
 
 @dataclass
@@ -72,11 +87,11 @@ class _GridState:
     slot: int
     protocol: Protocol
     started_s: float
+    rng: np.random.Generator
     squares_done: int = 0
     squares_with_good: int = 0
     good: int = 0
     total: int = 0
-    removed: set[str] = field(default_factory=set)
 
 
 class Engine:
@@ -95,31 +110,44 @@ class Engine:
         Where exposures are assessed; in-process by default.
     say : callable, optional
         Receives one line per step (the command line prints them).
+    seed : int
+        Seed of the engine's own choices (square grouping).
+    scope_address : str
+        How to reach the microscope again on resume (``"sim:..."``, ``"serialem://..."``).
     """
 
     def __init__(self, scope: Microscope, protocol: Protocol, directory: str | Path, *, store: Store | None = None,
-                 executor: Executor | None = None, say: Callable[[str], None] | None = None, seed: int = 0) -> None:
+                 executor: Executor | None = None, say: Callable[[str], None] | None = None, seed: int = 0,
+                 scope_address: str = "sim") -> None:
         self.scope = scope
         self.protocol = protocol
         self.directory = Path(directory)
         self.store = store or Store.in_directory(self.directory)
         self.executor = executor or connect(None)
         self.say = say or (lambda _line: None)
-        self.rng = np.random.default_rng(seed)
         self.seed = seed
+        self.scope_address = scope_address
         self.session_id = ""
-        self._events_seen = 0
+        self._time_offset_s = 0.0
 
     # ------------------------------------------------------------------ session
-    def run(self) -> str:
-        """Screen every grid the protocol names; returns the session id."""
-        self.session_id = self._start_session()
+    def run(self, session_id: str | None = None) -> str:
+        """Screen every grid the protocol names; returns the session id.
+
+        With `session_id`, continue that session from its store (after a crash or a
+        stop): finished grids stay finished, recorded steps are not taken again.
+        """
+        if session_id is None:
+            self.session_id = self._start_session()
+        else:
+            self.session_id = session_id
+            self._continue_session()
         state = "finished"
         try:
             for slot in self._slots():
                 self._screen_grid(slot)
-        except _StopSession:
-            state = "stopped"
+        except _StopSession as stop:
+            state = stop.state
         self._record("session_" + state, {}, session_state=state)
         self.say(f"session {state}: microscope time {self._now() / 60:.1f} min")
         return self.session_id
@@ -127,12 +155,21 @@ class Engine:
     def _start_session(self) -> str:
         with self.store.transaction() as tx:
             row = SessionRow(name=self.protocol.name, protocol=self.protocol.model_dump(mode="json"), seed=self.seed,
-                             state="running")
+                             scope=self.scope_address, state="running")
             tx.add(row)
             tx.flush()
             self.store.append_event(tx, row.id, "session_started", {"protocol": self.protocol.name},
                                     scope_time_s=self._now())
         return row.id
+
+    def _continue_session(self) -> None:
+        """The session clock goes on from the last recorded step; the microscope's may have restarted."""
+        with self.store.transaction() as tx:
+            last = tx.scalar(select(func.max(EventRow.scope_time_s)).where(EventRow.session_id == self.session_id))
+            self._time_offset_s = max(0.0, (last or 0.0) - float(self.scope.state().scope_time_s))
+            tx.get(SessionRow, self.session_id).state = "running"
+            self.store.append_event(tx, self.session_id, "session_resumed", {}, scope_time_s=self._now())
+        self.say(f"[{_clock(self._now())}] resuming session {self.session_id}")
 
     def _slots(self) -> list[int]:
         """Occupied slots the protocol runs, in its order; the inventory is read now, not remembered."""
@@ -142,42 +179,77 @@ class Engine:
 
     # ------------------------------------------------------------------ grid
     def _screen_grid(self, slot: int) -> None:
-        if not any(s.slot == slot and s.occupied for s in self.scope.cassette()):  # cassette changed meanwhile
-            self._decide(None, "skip_grid", f"slot {slot}", ["the slot is empty now"])
+        row = self._grid_row(slot)
+        if row is not None and row.state in ("done", "skipped"):
             return
-        grid = self._load(slot)
-        try:
-            squares = self._atlas_and_squares(grid)
-            for square in squares:
-                self._check_grid(grid)
-                self._visit_square(grid, square)
-                grid.squares_done += 1
-        except _LeaveGrid as leave:
-            self._decide(grid.row_id, "leave_grid", f"slot {slot}", [str(leave)])
-        finally:
-            self._finish_grid(grid)
+        if not self._still_in_cassette(slot, row):
+            return
+        grid = self._load(slot, row)
+        if row is None or row.state != "leaving":
+            try:
+                for square in self._atlas_and_squares(grid):
+                    self._take_square(grid, square)
+            except _LeaveGrid as leave:
+                self._leave(grid, leave)
+        self._finish_grid(grid)
 
-    def _load(self, slot: int) -> _GridState:
+    def _grid_row(self, slot: int) -> GridRow | None:
+        with self.store.transaction() as tx:
+            return tx.scalars(select(GridRow).where(GridRow.session_id == self.session_id,
+                                                    GridRow.slot == slot)).one_or_none()
+
+    def _still_in_cassette(self, slot: int, row: GridRow | None) -> bool:
+        """Re-read the inventory: an empty slot, or another grid where this session began one, is skipped."""
+        here = next((s for s in self.scope.cassette() if s.slot == slot), None)
+        if here is None or not here.occupied:
+            reason = "the slot is empty now"
+        elif row is not None and here.name != row.name:
+            reason = f"slot {slot} now holds {here.name!r}, not {row.name!r} that this session began; not mixing them"
+        else:
+            return True
+        self._decide(row.id if row else None, f"{slot}/not-in-cassette", "skip_grid", f"slot {slot}", [reason],
+                     grid_state="skipped")
+        return False
+
+    def _load(self, slot: int, row: GridRow | None) -> _GridState:
+        self._reseed(f"{slot}/load")
         self.scope.load_grid(slot)
         name = next((s.name for s in self.scope.cassette() if s.slot == slot), "")
         with self.store.transaction() as tx:
-            row = GridRow(session_id=self.session_id, slot=slot, name=name or "", state="screening")
-            tx.add(row)
-            tx.flush()
+            if row is None:
+                row = GridRow(session_id=self.session_id, slot=slot, name=name, state="screening",
+                              started_s=self._now())
+                tx.add(row)
+                tx.flush()
             self.store.append_event(tx, self.session_id, "grid_loaded", {"slot": slot, "grid_id": row.id},
                                     scope_time_s=self._now())
         self.say(f"[{_clock(self._now())}] loaded slot {slot} ({name})")
-        return _GridState(row.id, slot, self.protocol.for_slot(slot), self._now())
+        return _GridState(row.id, slot, self.protocol.for_slot(slot), row.started_s,
+                          np.random.default_rng([self.seed, slot]))
 
     def _atlas_and_squares(self, grid: _GridState) -> list[SquareRow]:
+        """The selected squares, best first: from the store when the atlas step is done, else acquired."""
+        with self.store.transaction() as tx:
+            atlas = tx.scalar(select(func.count()).where(ImageRow.grid_id == grid.row_id, ImageRow.level == "atlas"))
+            rows = list(tx.scalars(select(SquareRow).where(SquareRow.grid_id == grid.row_id).order_by(SquareRow.label)))
+        reason = "none passed the selection"
+        if not atlas:
+            rows, reason = self._acquire_atlas(grid)
+        selected = [r for r in rows if r.state in ("selected", "visited", "removed")]
+        if not selected:
+            raise _LeaveGrid(f"the atlas shows no usable square ({reason})")
+        return sorted(selected, key=lambda r: -r.score)
+
+    def _acquire_atlas(self, grid: _GridState) -> tuple[list[SquareRow], str]:
         p = grid.protocol
+        self._reseed(f"{grid.slot}/atlas")
         atlas = self.scope.acquire_montage(p.presets.atlas, p.atlas.tiles)
-        atlas_id = self._save(grid, atlas, "atlas", None)
         found = find_squares(atlas.data, pixel_size_angstrom=atlas.pixel_size_angstrom)
         scores = [s.value for s in score_squares(found)] if found else []
-        chosen = set(self._select_squares(found, scores, p)) if found else set()
+        chosen = set(self._select_squares(found, scores, p, grid.rng)) if found else set()
         rows = []
         with self.store.transaction() as tx:
+            atlas_id = self._save(tx, grid, atlas, "atlas", None)
             for i, (square, score) in enumerate(zip(found.squares, scores, strict=True)):
                 x, y = atlas.geometry.pixel_to_stage(np.array(square.centre_px))
                 row = SquareRow(grid_id=grid.row_id, image_id=atlas_id, label=f"sq{i:04d}",
@@ -190,23 +262,34 @@ class Engine:
                                     {"grid_id": grid.row_id, "found": len(rows), "selected": len(chosen)},
                                     scope_time_s=self._now())
         self.say(f"[{_clock(self._now())}] atlas: {len(rows)} squares, {len(chosen)} selected")
-        if not chosen:
-            raise _LeaveGrid(f"the atlas shows no usable square ({found.reason or 'none passed the selection'})")
-        selected = [r for r in rows if r.state == "selected"]
-        return sorted(selected, key=lambda r: -r.score)
+        return rows, found.reason or "none passed the selection"
 
-    def _select_squares(self, found: Any, scores: list[float], p: Protocol) -> list[int]:
+    def _select_squares(self, found: Any, scores: list[float], p: Protocol, rng: np.random.Generator) -> list[int]:
         usable = [i for i, s in enumerate(found.squares) if not s.partial and scores[i] >= p.squares.min_score]
         if not usable:
             return []
         sub_scores = np.array([scores[i] for i in usable])
         if p.squares.method == "groups":
             features = np.array([[found.squares[i].features[f] for f in GROUP_FEATURES] for i in usable])
-            groups = group_squares(features, p.squares.groups, rng=self.rng)
+            groups = group_squares(features, p.squares.groups, rng=rng)
             picked = pick_per_group(groups, sub_scores, p.squares.per_group)
         else:  # "top"; "learned" starts from the prior order until the session model exists
             picked = top_n(sub_scores, p.squares.count)
         return [usable[i] for i in picked]
+
+    def _take_square(self, grid: _GridState, square: SquareRow) -> None:
+        """One square: replayed from the store when visited before a crash, else checked and visited."""
+        if square.state == "visited":
+            self._count_square(grid, self._stored_verdicts(grid, square_id=square.id))
+            return
+        self._check_grid(grid)
+        if self._state_of(SquareRow, square.id) == "removed":
+            return
+        self._count_square(grid, self._visit_square(grid, square))
+
+    def _count_square(self, grid: _GridState, verdicts: list[str]) -> None:
+        grid.squares_done += 1
+        grid.squares_with_good += "good" in verdicts
 
     def _check_grid(self, grid: _GridState) -> None:
         """Before each square: operator actions, budgets and stop rules."""
@@ -216,16 +299,24 @@ class Engine:
         if used_min >= p.budget.per_grid_min:
             raise _LeaveGrid(f"grid time budget spent ({used_min:.0f} of {p.budget.per_grid_min:.0f} min)")
         if self._now() / 60 >= p.budget.session_min:
-            raise _StopSession
+            self._decide(None, "session/budget", "end_session", None,
+                         [f"session time budget spent ({self._now() / 60:.0f} of {p.budget.session_min:.0f} min)"])
+            raise _StopSession("finished")
         first = p.stop.grid_first_squares_all_bad
         if grid.squares_done >= first and grid.squares_with_good == 0:
             raise _LeaveGrid(f"the first {grid.squares_done} squares gave no good exposure")
         if p.stop.enough_good_exposures and grid.good >= p.stop.enough_good_exposures:
             raise _LeaveGrid(f"enough good exposures ({grid.good})")
 
+    def _leave(self, grid: _GridState, leave: _LeaveGrid) -> None:
+        self._decide(grid.row_id, f"{grid.slot}/{leave.key}", "leave_grid", f"slot {grid.slot}", [str(leave)],
+                     grid_state="leaving")
+
     def _finish_grid(self, grid: _GridState) -> None:
-        collect = grid.total > 0 and grid.good / grid.total >= GOOD_FRACTION_TO_COLLECT
-        reasons = [f"{grid.good} of {grid.total} exposures good"] if grid.total else ["no exposure taken"]
+        """The verdict, from every assessment of the grid in the store (so a resumed grid counts all)."""
+        good, total = self._grid_counts(grid.row_id)
+        collect = total > 0 and good / total >= GOOD_FRACTION_TO_COLLECT
+        reasons = [f"{good} of {total} exposures good"] if total else ["no exposure taken"]
         with self.store.transaction() as tx:
             row = tx.get(GridRow, grid.row_id)
             row.state = "done"
@@ -239,39 +330,60 @@ class Engine:
         self.say(f"[{_clock(self._now())}] slot {grid.slot}: {'collect' if collect else 'do not collect'} "
                  f"({'; '.join(reasons)})")
 
+    def _grid_counts(self, grid_id: str) -> tuple[int, int]:
+        with self.store.transaction() as tx:
+            verdicts = list(tx.scalars(select(AssessmentRow.verdict).join(ExposureRow).join(HoleRow).join(SquareRow)
+                                       .where(SquareRow.grid_id == grid_id)))
+        return verdicts.count("good"), len(verdicts)
+
     # ------------------------------------------------------------------ square
-    def _visit_square(self, grid: _GridState, square: SquareRow) -> None:
-        if square.label in grid.removed:
-            return
+    def _visit_square(self, grid: _GridState, square: SquareRow) -> list[str]:
+        """Move, eucentric height, square image and holes (unless recorded), then the holes; all verdicts."""
         p = grid.protocol
+        self._reseed(f"{grid.slot}/{square.label}")
         self.scope.move_stage(square.stage_x_um, square.stage_y_um)
         eucentric_height(self.scope)
-        image = self.scope.acquire(p.presets.square)
-        image_id = self._save(grid, image, f"squares/{square.label}", square.image_id)
-        holes = self._holes(grid, square, image, image_id)
-        failures = good_here = 0
+        holes = self._stored_holes(square) if self._square_imaged(square) else self._find_holes(grid, square)
+        failures = 0
+        verdicts: list[str] = []
         for hole in holes:
-            self._operator_actions(grid)
-            if hole.label in grid.removed or f"{square.label}/{hole.label}" in grid.removed:
-                continue
-            if failures >= p.stop.square_failures_in_a_row:
-                self._decide(grid.row_id, "skip_square", square.label,
-                             [f"{failures} bad exposures in a row"])
-                break
-            for verdict in self._expose_hole(grid, square, hole, image, image_id):
-                good_here += verdict == "good"
+            if hole.state == "exposed":  # before a crash
+                these = self._stored_verdicts(grid, hole_id=hole.id)
+            else:
+                self._operator_actions(grid)
+                if self._state_of(HoleRow, hole.id) == "removed":
+                    continue
+                if failures >= p.stop.square_failures_in_a_row:
+                    self._decide(grid.row_id, f"{grid.slot}/{square.label}/skip", "skip_square", square.label,
+                                 [f"{failures} bad exposures in a row"])
+                    break
+                these = self._expose_hole(grid, square, hole)
+            for verdict in these:
                 failures = 0 if verdict == "good" else failures + 1
-        grid.squares_with_good += good_here > 0
+            verdicts += these
         self._set_state(SquareRow, square.id, "visited")
+        return verdicts
 
-    def _holes(self, grid: _GridState, square: SquareRow, image: Image, image_id: str) -> list[HoleRow]:
+    def _square_imaged(self, square: SquareRow) -> bool:
+        with self.store.transaction() as tx:
+            return tx.get(SquareRow, square.id).square_image_id is not None
+
+    def _stored_holes(self, square: SquareRow) -> list[HoleRow]:
+        with self.store.transaction() as tx:
+            return list(tx.scalars(select(HoleRow).where(HoleRow.square_id == square.id,
+                                                         HoleRow.state != "found").order_by(HoleRow.label)))
+
+    def _find_holes(self, grid: _GridState, square: SquareRow) -> list[HoleRow]:
         p = grid.protocol
+        image = self.scope.acquire(p.presets.square)
         found = find_holes(image.data)
         scores = [s.value for s in score_holes(found)] if found else []
-        order = np.argsort([-s for s in scores])
+        order = np.argsort([-s for s in scores], kind="stable")
         pixel_um = image.pixel_size_angstrom * 1e-4
         rows = []
         with self.store.transaction() as tx:
+            image_id = self._save(tx, grid, image, f"squares/{square.label}", square.image_id)
+            tx.get(SquareRow, square.id).square_image_id = image_id
             for rank, i in enumerate(order):
                 hole = found.holes[i]
                 x, y = image.geometry.pixel_to_stage(np.array(hole.centre_px))
@@ -292,21 +404,44 @@ class Engine:
         return [r for r in rows if r.state == "selected"]
 
     # ------------------------------------------------------------------ exposures
-    def _expose_hole(self, grid: _GridState, square: SquareRow, hole: HoleRow, square_image: Image,
-                     square_image_id: str) -> list[str]:
+    def _expose_hole(self, grid: _GridState, square: SquareRow, hole: HoleRow) -> list[str]:
+        """The hole's multi-shot exposures (those not recorded yet), assessed; verdicts in shot order."""
         p = grid.protocol
-        centre_shift = self._realign(hole)
-        keys = []
-        for shot, (dx, dy) in enumerate(p.exposures.offsets_um(hole.radius_um)):
-            defocus = p.exposures.defocus_um[(grid.total + shot) % len(p.exposures.defocus_um)]
-            self.scope.set_defocus(defocus)
-            self.scope.image_shift(centre_shift[0] + dx, centre_shift[1] + dy)
-            self.scope.wait_drift()
-            image = self.scope.acquire(p.presets.exposure)
-            keys.append(self._record_exposure(grid, square, hole, shot, image, square_image_id, defocus, (dx, dy)))
-        self.scope.image_shift(0.0, 0.0)
+        step = f"{grid.slot}/{square.label}/{hole.label}"
+        offsets = p.exposures.offsets_um(hole.radius_um)
+        keys = [f"{step}/s{shot}" for shot in range(len(offsets))]
+        recorded = self._recorded_exposures(keys)
+        if len(recorded) < len(keys):
+            self._reseed(step)
+            centre_shift = self._realign(hole)
+            for shot, (dx, dy) in enumerate(offsets):
+                if keys[shot] in recorded:
+                    continue
+                self._reseed(keys[shot])
+                defocus = p.exposures.defocus_um[(grid.total + shot) % len(p.exposures.defocus_um)]
+                self.scope.set_defocus(defocus)
+                self.scope.image_shift(centre_shift[0] + dx, centre_shift[1] + dy)
+                self.scope.wait_drift()
+                image = self.scope.acquire(p.presets.exposure)
+                self._record_exposure(grid, square, hole, keys[shot], image, defocus, (dx, dy))
+            self.scope.image_shift(0.0, 0.0)
+        for key, exposure in recorded.items():
+            if exposure["verdict"] is None:  # recorded, then the crash came before its assessment
+                self._submit(grid, key, exposure["path"], exposure["dose"], exposure["pixel"])
+        verdicts = self._assess(keys)
         self._set_state(HoleRow, hole.id, "exposed")
-        return self._assess(grid, keys)
+        grid.total += len(verdicts)
+        grid.good += verdicts.count("good")
+        return verdicts
+
+    def _recorded_exposures(self, keys: list[str]) -> dict[str, dict[str, Any]]:
+        with self.store.transaction() as tx:
+            rows = tx.execute(select(ExposureRow, AssessmentRow.verdict, ImageRow.pixel_size_angstrom)
+                              .join(ImageRow, ImageRow.id == ExposureRow.image_id)
+                              .outerjoin(AssessmentRow, AssessmentRow.exposure_id == ExposureRow.id)
+                              .where(ExposureRow.session_id == self.session_id, ExposureRow.step_key.in_(keys)))
+            return {e.step_key: {"path": e.path, "dose": e.dose_e_per_angstrom2, "pixel": pixel, "verdict": verdict}
+                    for e, verdict, pixel in rows}
 
     def _realign(self, hole: HoleRow) -> tuple[float, float]:
         """Image shift (µm) that centres the beam on the hole nearest the target, from a hole image.
@@ -327,102 +462,136 @@ class Engine:
             return (0.0, 0.0)  # too far to be this hole: trust the stage
         return (float(shift[0]), float(shift[1]))
 
-    def _record_exposure(self, grid: _GridState, square: SquareRow, hole: HoleRow, shot: int, image: Image,
-                         parent_id: str, defocus: float, shift: tuple[float, float]) -> str:
-        key = f"{grid.slot}/{square.label}/{hole.label}/s{shot}"
-        stem = f"exposures/{square.label}_{hole.label}_s{shot}"
+    def _record_exposure(self, grid: _GridState, square: SquareRow, hole: HoleRow, key: str, image: Image,
+                         defocus: float, shift: tuple[float, float]) -> None:
+        stem = f"exposures/{square.label}_{hole.label}_{key.rsplit('/', 1)[1]}"
         folder = grid_folder(self.directory, grid.slot)
         frames = image.meta.get("frames")
         movie = save_movie(folder / f"{stem}.mrc", frames, image.pixel_size_angstrom) if frames is not None else None
-        image_id = self._save(grid, image, f"{stem}_sum", parent_id)
         dose = float(image.meta.get("dose_e_per_angstrom2") or image.meta.get("dose_e_per_px", 0))
         with self.store.transaction() as tx:
+            image_id = self._save(tx, grid, image, f"{stem}_sum", hole.image_id)
+            path = movie or folder / f"{stem}_sum.mrc"
             tx.add(ExposureRow(session_id=self.session_id, hole_id=hole.id, image_id=image_id, step_key=key,
-                               image_shift_x_um=shift[0], image_shift_y_um=shift[1], defocus_um=defocus,
-                               dose_e_per_angstrom2=dose, scope_time_s=self._now()))
+                               path=str(path.relative_to(self.directory)), image_shift_x_um=shift[0],
+                               image_shift_y_um=shift[1], defocus_um=defocus, dose_e_per_angstrom2=dose,
+                               scope_time_s=self._now()))
             self.store.append_event(tx, self.session_id, "exposure_acquired", {"key": key}, scope_time_s=self._now())
-        self.executor.submit(assessment_record, str(movie or folder / f"{stem}_sum.mrc"), key=key,
+        self._submit(grid, key, str(path.relative_to(self.directory)), dose, image.pixel_size_angstrom)
+
+    def _submit(self, grid: _GridState, key: str, path: str, dose: float, pixel_size_angstrom: float) -> None:
+        self.executor.submit(assessment_record, str(self.directory / path), key=key,
                              vacuum_dose_e_per_angstrom2=dose or None,
                              particle_diameter_angstrom=grid.protocol.quality.particle_diameter_angstrom,
-                             criteria=grid.protocol.quality.criteria(),
-                             pixel_size_angstrom=image.pixel_size_angstrom)
-        return key
+                             criteria=grid.protocol.quality.criteria(), pixel_size_angstrom=pixel_size_angstrom)
 
-    def _assess(self, grid: _GridState, keys: list[str]) -> list[str]:
-        """Collect the assessments of this hole's exposures; verdicts in the order of `keys`."""
-        verdicts: dict[str, str] = {}
+    def _assess(self, keys: list[str]) -> list[str]:
+        """Verdicts of `keys` in order: stored ones, and the outcomes of the assessments under way.
+
+        A failed assessment is recorded as the verdict "failed" with its error, so a
+        resumed session does not try it again.
+        """
+        verdicts = {k: e["verdict"] for k, e in self._recorded_exposures(keys).items() if e["verdict"]}
         for outcome in self.executor.outcomes(timeout_s=600):
             event = event_from_outcome(outcome)
             verdict = outcome.value["verdict"] if outcome.ok else "failed"
+            record = outcome.value if outcome.ok else {"verdict": "failed", "error": outcome.error}
             verdicts[outcome.key] = verdict
             with self.store.transaction() as tx:
                 exposure = tx.scalars(select(ExposureRow).where(ExposureRow.session_id == self.session_id,
                                                                 ExposureRow.step_key == outcome.key)).one()
-                if outcome.ok:
-                    tx.add(AssessmentRow(exposure_id=exposure.id, verdict=verdict, record=outcome.value,
-                                         worker=outcome.where))
+                tx.add(AssessmentRow(exposure_id=exposure.id, verdict=verdict, record=record, worker=outcome.where))
                 payload = event.model_dump(mode="json", exclude={"id", "recorded_at", "kind", "assessment"})
                 self.store.append_event(tx, self.session_id, event.kind, {**payload, "verdict": verdict},
                                         scope_time_s=self._now())
-            grid.total += 1
-            grid.good += verdict == "good"
         self.say(f"[{_clock(self._now())}]   {len(keys)} exposures: {', '.join(verdicts.get(k, '?') for k in keys)}")
         return [verdicts.get(k, "failed") for k in keys]
+
+    def _stored_verdicts(self, grid: _GridState, *, square_id: str | None = None,
+                         hole_id: str | None = None) -> list[str]:
+        """Verdicts recorded for a square or a hole, in step order; they also count for the grid."""
+        query = select(AssessmentRow.verdict).join(ExposureRow).join(HoleRow)
+        query = query.where(HoleRow.square_id == square_id) if square_id else query.where(HoleRow.id == hole_id)
+        with self.store.transaction() as tx:
+            verdicts = list(tx.scalars(query.order_by(ExposureRow.step_key)))
+        grid.total += len(verdicts)
+        grid.good += verdicts.count("good")
+        return verdicts
 
     # ------------------------------------------------------------------ operator actions
     def _operator_actions(self, grid: _GridState) -> None:
         """Handle the operator's new events, oldest first; a pause waits here for resume or stop."""
         paused = False
         while True:
-            for event in self._new_operator_events():
-                paused = self._apply(event, grid, paused)
+            for seq in self._pending_operator_events():
+                paused = self._apply(seq, grid, paused)
             if not paused:
                 return
             time.sleep(PAUSE_POLL_S)
 
-    def _new_operator_events(self) -> list[EventRow]:
+    def _pending_operator_events(self) -> list[int]:
         with self.store.transaction() as tx:
-            rows = list(tx.scalars(select(EventRow).where(
+            return list(tx.scalars(select(EventRow.seq).where(
                 EventRow.session_id == self.session_id, EventRow.handled.is_(False),
                 EventRow.kind.in_(OPERATOR_ACTIONS)).order_by(EventRow.seq)))
-            for row in rows:
-                row.handled = True
-        return rows
 
-    def _apply(self, event: EventRow, grid: _GridState, paused: bool) -> bool:
-        self._decide(grid.row_id, f"operator_{event.kind}", event.payload.get("target"),
-                     [f"operator action #{event.seq}"])
-        if event.kind == "stop":
-            raise _StopSession
-        if event.kind == "skip_grid":
-            raise _LeaveGrid("the operator skipped the grid")
-        if event.kind == "remove_target" and event.payload.get("target"):
-            grid.removed.add(str(event.payload["target"]))
-        return {"pause": True, "resume": False}.get(event.kind, paused)
+    def _apply(self, seq: int, grid: _GridState, paused: bool) -> bool:
+        """One operator action: marked handled, recorded as a decision and applied in one transaction."""
+        with self.store.transaction() as tx:
+            event = tx.get(EventRow, seq)
+            event.handled = True
+            kind, target = event.kind, event.payload.get("target")
+            tx.add(DecisionRow(session_id=self.session_id, grid_id=grid.row_id, key=f"operator/{seq}",
+                               kind=f"operator_{kind}", target=target, reasons=[f"operator action #{seq}"],
+                               scope_time_s=self._now()))
+            if kind == "remove_target" and target:
+                _remove_target(tx, grid.row_id, str(target))
+            if kind == "skip_grid":
+                tx.get(GridRow, grid.row_id).state = "leaving"
+        self.say(f"[{_clock(self._now())}] operator: {kind} {target or ''}")
+        if kind == "stop":
+            raise _StopSession("stopped")
+        if kind == "skip_grid":
+            raise _LeaveGrid("the operator skipped the grid", key=f"operator-skip/{seq}")
+        return {"pause": True, "resume": False}.get(kind, paused)
 
     # ------------------------------------------------------------------ helpers
-    def _save(self, grid: _GridState, image: Image, stem: str, parent_id: str | None) -> str:
+    def _reseed(self, step: str) -> None:
+        reseed = getattr(self.scope, "reseed", None)
+        if reseed is not None:
+            reseed(step)
+
+    def _save(self, tx: Session, grid: _GridState, image: Image, stem: str, parent_id: str | None) -> str:
+        """Write the image files and add its row to `tx`; returns the row id."""
         path, thumbnail = save_image(grid_folder(self.directory, grid.slot) / f"{stem}.mrc", image.data,
                                      image.pixel_size_angstrom)
         x, y = image.geometry.centre_um
-        with self.store.transaction() as tx:
-            row = ImageRow(session_id=self.session_id, grid_id=grid.row_id, parent_id=parent_id,
-                           level=image.level.value, preset=image.preset, path=str(path.relative_to(self.directory)),
-                           thumbnail=str(thumbnail.relative_to(self.directory)),
-                           pixel_size_angstrom=image.pixel_size_angstrom, stage_x_um=x, stage_y_um=y,
-                           pixel_to_stage=np.asarray(image.geometry.matrix_um_per_px).tolist(),
-                           scope_time_s=self._now())
-            tx.add(row)
-            tx.flush()
+        row = ImageRow(session_id=self.session_id, grid_id=grid.row_id, parent_id=parent_id,
+                       level=image.level.value, preset=image.preset, path=str(path.relative_to(self.directory)),
+                       thumbnail=str(thumbnail.relative_to(self.directory)),
+                       pixel_size_angstrom=image.pixel_size_angstrom, stage_x_um=x, stage_y_um=y,
+                       pixel_to_stage=np.asarray(image.geometry.matrix_um_per_px).tolist(), scope_time_s=self._now())
+        tx.add(row)
+        tx.flush()
         return row.id
 
-    def _decide(self, grid_id: str | None, kind: str, target: str | None, reasons: list[str]) -> None:
+    def _decide(self, grid_id: str | None, key: str, kind: str, target: str | None, reasons: list[str],
+                *, grid_state: str | None = None) -> None:
+        """Record a decision once (by `key`), with the grid's new state in the same transaction."""
         with self.store.transaction() as tx:
-            tx.add(DecisionRow(session_id=self.session_id, grid_id=grid_id, kind=kind, target=target,
+            if tx.scalar(select(func.count()).where(DecisionRow.session_id == self.session_id, DecisionRow.key == key)):
+                return
+            tx.add(DecisionRow(session_id=self.session_id, grid_id=grid_id, key=key, kind=kind, target=target,
                                reasons=reasons, scope_time_s=self._now()))
+            if grid_state and grid_id:
+                tx.get(GridRow, grid_id).state = grid_state
             self.store.append_event(tx, self.session_id, "decision",
                                     {"kind": kind, "target": target, "reasons": reasons}, scope_time_s=self._now())
         self.say(f"[{_clock(self._now())}] decision: {kind} {target or ''} ({'; '.join(reasons)})")
+
+    def _state_of(self, table: type, row_id: str) -> str:
+        with self.store.transaction() as tx:
+            return tx.get(table, row_id).state
 
     def _set_state(self, table: type, row_id: str, state: str) -> None:
         with self.store.transaction() as tx:
@@ -434,7 +603,46 @@ class Engine:
             self.store.append_event(tx, self.session_id, kind, payload, scope_time_s=self._now())
 
     def _now(self) -> float:
-        return float(self.scope.state().scope_time_s)
+        return float(self.scope.state().scope_time_s) + self._time_offset_s
+
+
+def unfinished_session(store: Store, session_id: str | None = None) -> SessionRow:
+    """The session to resume: `session_id`, or the latest one of the store that has not finished.
+
+    Raises
+    ------
+    StoreError
+        When there is no such session, or it finished already.
+    """
+    with store.transaction() as tx:
+        if session_id is not None:
+            row = tx.get(SessionRow, session_id)
+            if row is None:
+                raise StoreError(f"no session {session_id} in {store.url}")
+        else:
+            row = tx.scalars(select(SessionRow).order_by(SessionRow.created_at.desc())).first()
+            if row is None:
+                raise StoreError(f"no session in {store.url}")
+    if row.state == "finished":
+        raise StoreError(f"session {row.id} finished already; nothing to resume")
+    return row
+
+
+def _remove_target(tx: Session, grid_id: str, target: str) -> None:
+    """Mark ``sqNNNN``, ``sqNNNN/hNNNN`` or a hole label of any square of the grid as removed, unless done."""
+    square_label, _, hole_label = target.partition("/")
+    if not square_label.startswith("sq"):
+        square_label, hole_label = "", square_label
+    squares = select(SquareRow.id).where(SquareRow.grid_id == grid_id)
+    if square_label:
+        squares = squares.where(SquareRow.label == square_label)
+    if hole_label:
+        rows = tx.scalars(select(HoleRow).where(HoleRow.square_id.in_(squares), HoleRow.label == hole_label,
+                                                HoleRow.state != "exposed"))
+    else:
+        rows = tx.scalars(select(SquareRow).where(SquareRow.id.in_(squares), SquareRow.state != "visited"))
+    for row in rows:
+        row.state = "removed"
 
 
 def _clock(seconds: float) -> str:

@@ -68,10 +68,11 @@ class GridRow(Base):
     session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id"), index=True)
     slot: Mapped[int]
     name: Mapped[str] = mapped_column(String(200), default="")
-    state: Mapped[str] = mapped_column(String(20), default="pending")  # pending, screening, done, skipped
+    state: Mapped[str] = mapped_column(String(20), default="pending")  # pending, screening, leaving, done, skipped
     verdict: Mapped[str | None] = mapped_column(String(20))  # collect, do_not_collect
     reasons: Mapped[list[Any]] = mapped_column(default=list)
     scope_time_used_s: Mapped[float] = mapped_column(Float, default=0.0)
+    started_s: Mapped[float] = mapped_column(Float, default=0.0, doc="session microscope time at the first load")
 
 
 class ImageRow(Base):
@@ -107,7 +108,8 @@ class SquareRow(Base):
     stage_y_um: Mapped[float] = mapped_column(Float)
     score: Mapped[float] = mapped_column(Float)
     features: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    state: Mapped[str] = mapped_column(String(20), default="found")  # found, selected, visited, skipped, bad
+    state: Mapped[str] = mapped_column(String(20), default="found")  # found, selected, visited, removed, bad
+    square_image_id: Mapped[str | None] = mapped_column(ForeignKey("images.id"), doc="the square's own image, once taken")
 
 
 class HoleRow(Base):
@@ -125,7 +127,7 @@ class HoleRow(Base):
     radius_um: Mapped[float] = mapped_column(Float)
     score: Mapped[float] = mapped_column(Float)
     features: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    state: Mapped[str] = mapped_column(String(20), default="found")  # found, selected, exposed, skipped
+    state: Mapped[str] = mapped_column(String(20), default="found")  # found, selected, exposed, removed
 
 
 class ExposureRow(Base):
@@ -138,6 +140,7 @@ class ExposureRow(Base):
     hole_id: Mapped[str] = mapped_column(ForeignKey("holes.id"), index=True)
     image_id: Mapped[str] = mapped_column(ForeignKey("images.id"))
     step_key: Mapped[str] = mapped_column(String(200))
+    path: Mapped[str] = mapped_column(String(500), doc="the file assessed: the movie, or the sum when there are no frames")
     image_shift_x_um: Mapped[float] = mapped_column(Float, default=0.0)
     image_shift_y_um: Mapped[float] = mapped_column(Float, default=0.0)
     defocus_um: Mapped[float] = mapped_column(Float)
@@ -160,8 +163,10 @@ class DecisionRow(Base):
     """A decision the engine took (skip a square, skip a grid, budget spent...), with reasons."""
 
     __tablename__ = "decisions"
+    __table_args__ = (UniqueConstraint("session_id", "key"),)
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=_id)
     session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id"), index=True)
+    key: Mapped[str] = mapped_column(String(200), doc="what was decided about; a decision is recorded once")
     grid_id: Mapped[str | None] = mapped_column(ForeignKey("grids.id"))
     kind: Mapped[str] = mapped_column(String(40))
     target: Mapped[str | None] = mapped_column(String(200))
