@@ -312,7 +312,8 @@ def report(
     typer.echo(f"report written to {write_report(store, session, out)}")
 
 
-train_app = typer.Typer(help="Regenerate the shipped models from simulated data.", no_args_is_help=True)
+train_app = typer.Typer(help="Regenerate the shipped models from simulated data, or fine-tune them on datasets.",
+                        no_args_is_help=True)
 app.add_typer(train_app, name="train")
 
 
@@ -323,12 +324,18 @@ def train_squares(
     seed: Annotated[int, typer.Option(help="Seed of the training (and held-out) streams.")] = 0,
     size: Annotated[int, typer.Option(help="Atlas side in pixels.")] = 2048,
     out: Annotated[Path, typer.Option(help="Model file to write.")] = Path("squares-v1.json"),
+    data: Annotated[list[Path] | None, typer.Option(help="Fine-tune the ranker on exported datasets (repeatable).")] = None,
+    base: Annotated[Path | None, typer.Option(help="With --data: the model to fine-tune (default: the shipped one).")] = None,
+    trees: Annotated[int, typer.Option(help="With --data: trees to add.")] = 50,
 ) -> None:
-    """Train the square ranker on simulated atlases (needs the [train] extra: scikit-learn)."""
-    from .session.train_cli import train_square_ranker
+    """Train the square ranker on simulated atlases, or fine-tune it on datasets (needs the [train] extra)."""
+    from .session.train_cli import fine_tune_ranker, train_square_ranker
     from .sim.cassette import check_seed
 
     check_seed(seed)
+    if data:
+        fine_tune_ranker("square", data, out, base=base, trees=trees, seed=seed, say=typer.echo)
+        return
     if atlases < 1 or held_out < 0 or size < 256:
         raise GridScoutError("need at least 1 training atlas, held-out >= 0 and atlas size >= 256 px")
     train_square_ranker(out, atlases=atlases, held_out=held_out, seed=seed, size_px=size, say=typer.echo)
@@ -343,18 +350,103 @@ def train_holes(
     size: Annotated[int, typer.Option(help="Side of the ranker's images, pixels.")] = 1024,
     seed: Annotated[int, typer.Option(help="Seed of the training (and held-out) streams.")] = 0,
     out: Annotated[Path, typer.Option(help="Folder for holes-unet-v1.onnx and holes-v1.json.")] = Path("."),
+    data: Annotated[list[Path] | None, typer.Option(help="Fine-tune the hole ranker on exported datasets (repeatable).")] = None,
+    base: Annotated[Path | None, typer.Option(help="With --data: the ranker to fine-tune (default: the shipped one).")] = None,
+    trees: Annotated[int, typer.Option(help="With --data: trees to add.")] = 50,
 ) -> None:
-    """Train the hole detector (U-Net, ONNX) and the hole ranker on simulated images (needs the [train] extra)."""
-    from .session.train_cli import train_hole_detector, train_hole_ranker
+    """Train the hole detector and ranker on simulated images, or fine-tune the ranker on datasets (needs [train])."""
+    from .session.train_cli import fine_tune_ranker, train_hole_detector, train_hole_ranker
     from .sim.cassette import check_seed
 
     check_seed(seed)
+    if data:
+        fine_tune_ranker("hole", data, out / "holes-v1.json", base=base, trees=trees, seed=seed, say=typer.echo)
+        return
     if examples < 1 or steps < 1 or images < 1 or held_out < 0 or size < 128:
         raise GridScoutError("need examples, steps and images >= 1, held-out >= 0 and image size >= 128 px")
     detector = out / "holes-unet-v1.onnx"
     train_hole_detector(detector, examples=examples, steps=steps, seed=seed, say=typer.echo)
     train_hole_ranker(out / "holes-v1.json", images=images, held_out=held_out, seed=seed, detector=detector,
                       size_px=size, say=typer.echo)
+
+
+export_app = typer.Typer(help="Export a recorded session for SerialEM, RELION or training.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
+
+
+@export_app.command("nav")
+def export_nav(
+    session: Annotated[Path, typer.Argument(help="Session directory (holding session.sqlite, unless --db).")],
+    out: Annotated[Path | None, typer.Option(help="Navigator file to write (default SESSION/targets.nav).")] = None,
+    db: Annotated[str | None, typer.Option(help="Database URL, when the store is not the directory's SQLite.")] = None,
+    session_id: Annotated[str | None, typer.Option(help="Session in the store (default: the latest).")] = None,
+) -> None:
+    """Write the selected squares and holes as SerialEM Navigator points on their maps."""
+    from .session.export import export_nav as write
+
+    done = write(_open_store(session, db, must_exist=True), session, out or session / "targets.nav", session_id=session_id)
+    typer.echo(f"{done.points} points on {done.maps} maps written to {done.path}")
+
+
+@export_app.command("star")
+def export_star(
+    session: Annotated[Path, typer.Argument(help="Session directory (holding session.sqlite, unless --db).")],
+    out: Annotated[Path | None, typer.Option(help="STAR file to write (default SESSION/micrographs.star).")] = None,
+    good_only: Annotated[bool, typer.Option("--good-only", help="Only exposures assessed good.")] = False,
+    movies: Annotated[bool, typer.Option("--movies", help="List the frame stacks (rlnMicrographMovieName).")] = False,
+    kv: Annotated[float, typer.Option(help="Accelerating voltage, kV.")] = 300.0,
+    cs: Annotated[float, typer.Option(help="Spherical aberration, mm.")] = 2.7,
+    amplitude_contrast: Annotated[float, typer.Option(help="Amplitude contrast fraction.")] = 0.07,
+    db: Annotated[str | None, typer.Option(help="Database URL, when the store is not the directory's SQLite.")] = None,
+    session_id: Annotated[str | None, typer.Option(help="Session in the store (default: the latest).")] = None,
+) -> None:
+    """Write the session's exposures as a RELION micrograph list with optics groups and CTF values."""
+    from .session.export import export_star as write
+
+    done = write(_open_store(session, db, must_exist=True), session, out or session / "micrographs.star",
+                 session_id=session_id, good_only=good_only, movies=movies, voltage_kv=kv, cs_mm=cs,
+                 amplitude_contrast=amplitude_contrast)
+    typer.echo(f"{done.micrographs} {'movies' if movies else 'micrographs'} in {done.optics_groups} optics "
+               f"group(s) written to {done.path}")
+
+
+@export_app.command("dataset")
+def export_dataset(
+    session: Annotated[Path, typer.Argument(help="Session directory (holding session.sqlite, unless --db).")],
+    out: Annotated[Path, typer.Argument(help="Dataset directory to write (dataset.json and images/).")],
+    link: Annotated[bool, typer.Option("--link", help="Link the images instead of copying them.")] = False,
+    db: Annotated[str | None, typer.Option(help="Database URL, when the store is not the directory's SQLite.")] = None,
+    session_id: Annotated[str | None, typer.Option(help="Session in the store (default: the latest).")] = None,
+) -> None:
+    """Write the session as a GridScout dataset: every image, its place, and its labels (docs/dataset.md)."""
+    from .session.export import export_dataset as write
+
+    path = write(_open_store(session, db, must_exist=True), session, out, session_id=session_id, link=link)
+    typer.echo(f"dataset written to {path}")
+
+
+@app.command("rank-epu")
+def rank_epu(
+    directory: Annotated[Path, typer.Argument(help="EPU session directory (holding EpuSession.dm).")],
+    json_out: Annotated[bool, typer.Option("--json", help="Print the ranking as JSON.")] = False,
+) -> None:
+    """Rank the squares and holes of an EPU session with GridScout's rankers, where EPU kept the images."""
+    import json
+
+    from .session.epu import rank_epu as rank
+
+    ranking = rank(directory)
+    if json_out:
+        typer.echo(json.dumps(ranking.record()))
+        return
+    typer.echo(f"EPU session {ranking.session.name}: {len(ranking.squares)} squares")
+    for note in ranking.notes:
+        typer.echo(f"note: {note}")
+    for square in ranking.squares:
+        score = "unscored" if square.score is None else f"score {square.score:.3f}"
+        scored = sum(h.score is not None for h in square.holes)
+        typer.echo(f"  square {square.id}  {score}{'  selected' if square.selected else ''}  "
+                   f"holes {scored}/{len(square.holes)} scored" + "".join(f"; {n}" for n in square.notes))
 
 
 @app.command()

@@ -1,4 +1,5 @@
-"""File formats: MRC and common image files, overlays; SerialEM, EPU, STAR and dataset export to come."""
+"""File formats: MRC and common image files, overlays; SerialEM .mdoc/.nav (`mdoc`, `nav`), EPU sessions (`epu`),
+RELION STAR (`star`) and GridScout datasets (`dataset`), imported from their modules."""
 
 from .images import draw_polygons, read_image
 from .mrc import MrcImage, read_mrc, write_mrc

@@ -115,3 +115,24 @@ def write_mrc(
             mrc.add_label(label[:80])
     tmp.replace(path)
     return path
+
+
+def mrc_shape(path: str | Path) -> tuple[int, ...]:
+    """(rows, cols) of a 2-D MRC image, or (sections, rows, cols) of a stack, from the header alone.
+
+    Raises
+    ------
+    FileFormatError
+        Missing file or not an MRC header.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileFormatError(f"{path}: no such file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with mrcfile.open(path, mode="r", header_only=True, permissive=True) as mrc:
+                nx, ny, nz = int(mrc.header.nx), int(mrc.header.ny), int(mrc.header.nz)
+    except (ValueError, OSError, EOFError) as err:
+        raise FileFormatError(f"{path}: not a readable MRC file ({err})") from None
+    return (ny, nx) if nz == 1 else (nz, ny, nx)
