@@ -370,6 +370,69 @@ def train_holes(
                       size_px=size, say=typer.echo)
 
 
+@app.command()
+def serve(
+    sessions: Annotated[Path | None, typer.Option(help="Folder of session folders (each holding session.sqlite).")] = None,
+    db: Annotated[str | None, typer.Option(help="URL of a shared session store that sessions write to.")] = None,
+    images: Annotated[Path | None, typer.Option(help="With --db: folder the store's image paths are relative to.")] = None,
+    accounts: Annotated[str, typer.Option(help="Accounts database: a SQLite file or a URL.")] = "gridscout-accounts.sqlite",
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    secure_cookies: Annotated[bool, typer.Option(help="Send the login cookie over HTTPS only (behind TLS).")] = False,
+) -> None:
+    """Serve the web interface: watch, steer and review sessions (docs/web.md)."""
+    try:
+        from .web.app import WebSettings
+        from .web.server import accounts_url
+        from .web.server import serve as run_server
+    except ImportError as err:
+        raise GridScoutError(f"the web interface needs its extra ({err.name} is missing): "
+                             "pip install -e '.[web]'") from None
+
+    if db and images is None:
+        typer.echo("warning: no --images folder: pages will show no images of the --db store", err=True)
+    run_server(WebSettings(accounts_url=accounts_url(accounts), db=db, images=images, sessions=sessions,
+                           secure_cookies=secure_cookies), host=host, port=port)
+
+
+user_app = typer.Typer(help="Web accounts: users, their groups and roles, and the sessions each group sees.",
+                       no_args_is_help=True)
+app.add_typer(user_app, name="user")
+ACCOUNTS_OPTION = typer.Option(help="Accounts database: a SQLite file or a URL (as for serve).")
+
+
+@user_app.command("add")
+def user_add(
+    name: Annotated[str, typer.Argument(help="Login name.")],
+    group: Annotated[list[str], typer.Option(help="Group (created when new); repeat for several.")],
+    role: Annotated[str, typer.Option(help="viewer, operator or admin.")] = "viewer",
+    password_stdin: Annotated[bool, typer.Option(help="Read the password from standard input, not a prompt.")] = False,
+    accounts: Annotated[str, ACCOUNTS_OPTION] = "gridscout-accounts.sqlite",
+) -> None:
+    """Create a web user (the password is stored argon2-hashed)."""
+    from .web.accounts import Accounts
+    from .web.server import accounts_url
+
+    password = (sys.stdin.readline().rstrip("\n") if password_stdin
+                else typer.prompt("Password", hide_input=True, confirmation_prompt=True))
+    Accounts(accounts_url(accounts)).add_user(name, password, role=role, groups=group)
+    typer.echo(f"user {name} ({role}) added to {', '.join(group)}")
+
+
+@user_app.command("assign")
+def user_assign(
+    session_id: Annotated[str, typer.Argument(help="Session id (as gridscout run prints it).")],
+    group: Annotated[str, typer.Option(help="Group that may see the session (created when new).")],
+    accounts: Annotated[str, ACCOUNTS_OPTION] = "gridscout-accounts.sqlite",
+) -> None:
+    """Let a group see a session (its operators may also steer it)."""
+    from .web.accounts import Accounts
+    from .web.server import accounts_url
+
+    Accounts(accounts_url(accounts)).assign_session(session_id, group)
+    typer.echo(f"session {session_id} visible to group {group}")
+
+
 export_app = typer.Typer(help="Export a recorded session for SerialEM, RELION or training.", no_args_is_help=True)
 app.add_typer(export_app, name="export")
 

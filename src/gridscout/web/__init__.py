@@ -1,0 +1,1 @@
+"""The web interface: watch, steer and review sessions (`gridscout serve`); see ``docs/web.md``."""
