@@ -41,7 +41,7 @@ from gridscout.planning import CostModel, Hierarchy, Planner
 from gridscout.planning.episode import LearningPlannerPolicy, PlannerPolicy, Policy, run_episode
 from gridscout.scope.timing import TimingModel
 from gridscout.sim.grid import VirtualGrid, ice_quality
-from gridscout.sim.highmag import TRUTH_VERDICT, ExposureSpec, exposure_spec_for_hole
+from gridscout.sim.highmag import drawn_truth_reasons, exposure_spec_for_hole
 from gridscout.sim.spec import GridSpec, HoleDefect, random_spec
 
 SEED = 20261121
@@ -72,16 +72,6 @@ class Instance:
     good: npt.NDArray[np.bool_]
 
 
-def verdict(spec: ExposureSpec) -> bool:
-    """`TRUTH_VERDICT` applied to a drawn specimen (expected particle density, not placed particles)."""
-    v = TRUTH_VERDICT
-    return bool(spec.ice_nm > 0 and v["ice_nm_min"] <= spec.ice_nm <= v["ice_nm_max"]
-                and spec.crystalline_fraction < v["crystalline_fraction_max"]
-                and spec.drift_total_angstrom <= v["total_drift_angstrom_max"]
-                and spec.particles_per_um2 >= v["particles_per_um2_min"]
-                and spec.carbon_fraction < v["carbon_fraction_max"] and spec.aggregation < v["aggregation_max"])
-
-
 def build_instance(spec: GridSpec, rng: np.random.Generator, name: str) -> Instance:
     """Candidates, prior evidence and outcomes of one grid."""
     grid = VirtualGrid(spec)
@@ -98,7 +88,7 @@ def build_instance(spec: GridSpec, rng: np.random.Generator, name: str) -> Insta
             log_ice.append(np.log(estimated))
             # Ice far beyond the verdict's limit is bad without a draw (and beyond ExposureSpec's range).
             good.append(hole.ice_nm <= _HOPELESS_ICE_NM
-                        and verdict(exposure_spec_for_hole(hole, rng, optimal_ice_nm=spec.optimal_ice_nm)))
+                        and not drawn_truth_reasons(exposure_spec_for_hole(hole, rng, optimal_ice_nm=spec.optimal_ice_nm)))
     return Instance(name, Hierarchy.from_labels(labels, ("grid", "square", "patch")), np.array(raw),
                     np.array(log_ice), np.array(good))
 

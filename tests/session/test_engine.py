@@ -8,7 +8,16 @@ from gridscout.scope import PresetName, SimulatedMicroscope
 from gridscout.scope.presets import default_presets
 from gridscout.session.engine import Engine
 from gridscout.session.protocol import Protocol
-from gridscout.session.store import AssessmentRow, DecisionRow, EventRow, ExposureRow, GridRow, ImageRow, SquareRow
+from gridscout.session.store import (
+    AssessmentRow,
+    DecisionRow,
+    EventRow,
+    ExposureRow,
+    GridRow,
+    HoleRow,
+    ImageRow,
+    SquareRow,
+)
 from gridscout.sim.cassette import VirtualCassette
 
 PROTOCOL = {"name": "test", "kind": "screening", "atlas": {"tiles": [4, 4]},
@@ -121,3 +130,65 @@ def test_report_of_a_folder_without_a_session_is_one_line(tmp_path):
     with pytest.raises(SystemExit) as stop:
         main()
     assert stop.value.code == 2
+
+
+def test_operator_order_bad_marks_and_added_holes_are_honoured(tmp_path):
+    """Reorder the squares, mark one bad, click a hole onto the first square: the run follows."""
+    engine = None
+    protocol = {**PROTOCOL, "squares": {"method": "top", "count": 3}}
+    plan: dict = {}
+
+    def operator(line: str) -> None:
+        with engine.store.transaction() as tx:
+            if "atlas:" in line:
+                selected = list(tx.scalars(select(SquareRow).where(SquareRow.state == "selected")
+                                           .order_by(SquareRow.score)))
+                plan["first"], plan["bad"] = selected[0].label, selected[1].label  # the lowest score first
+                engine.store.append_event(tx, engine.session_id, "reorder_targets",
+                                          {"order": [plan["first"]]}, handled=False)
+                engine.store.append_event(tx, engine.session_id, "mark_square_bad", {"square": plan["bad"]},
+                                          handled=False)
+            elif "holes, " in line and "added" not in plan:
+                square = tx.scalars(select(SquareRow).where(SquareRow.square_image_id.is_not(None))).one()
+                hole = tx.scalars(select(HoleRow).where(HoleRow.square_id == square.id, HoleRow.state == "found")
+                                  .order_by(HoleRow.label)).first()
+                plan["added"] = square.label
+                engine.store.append_event(tx, engine.session_id, "add_target", {
+                    "square": square.label, "x_px": hole.centre_px[0], "y_px": hole.centre_px[1],
+                    "stage_x_um": hole.stage_x_um, "stage_y_um": hole.stage_y_um}, handled=False)
+
+    engine = Engine(_scope(["good"], 5), Protocol.model_validate(protocol), tmp_path, say=operator, seed=5)
+    engine.run()
+    with engine.store.transaction() as tx:
+        squares = {s.label: s for s in tx.scalars(select(SquareRow))}
+        keys = [e.step_key for e in tx.scalars(select(ExposureRow).order_by(ExposureRow.scope_time_s))]
+    assert squares[plan["bad"]].state == "bad" and not any(f"/{plan['bad']}/" in k for k in keys)
+    assert plan["added"] == plan["first"] and squares[plan["first"]].state == "visited"
+    assert keys[0].startswith(f"1/{plan['first']}/op")  # the operator's hole, first in the first square
+
+
+def test_a_skip_for_another_grid_is_not_applied_to_this_one(tmp_path):
+    engine = None
+
+    def operator(line: str) -> None:
+        if "atlas:" in line:
+            with engine.store.transaction() as tx:
+                if not tx.scalar(select(func.count()).where(EventRow.kind == "skip_grid")):
+                    engine.store.append_event(tx, engine.session_id, "skip_grid", {"grid_id": "another"},
+                                              handled=False)
+
+    engine = Engine(_scope(["good"], 6), Protocol.model_validate(PROTOCOL), tmp_path, say=operator, seed=6)
+    engine.run()
+    with engine.store.transaction() as tx:
+        decisions = [d.kind for d in tx.scalars(select(DecisionRow))]
+        assert tx.scalar(select(func.count()).select_from(ExposureRow)) > 0
+    assert "operator_skip_grid" in decisions and "leave_grid" not in decisions
+
+
+def test_learned_selection_visits_the_protocols_count_chosen_by_the_plan(tmp_path):
+    protocol = {**PROTOCOL, "squares": {"method": "learned", "count": 2}}
+    engine = Engine(_scope(["good"], 7), Protocol.model_validate(protocol), tmp_path, seed=7)
+    engine.run()
+    with engine.store.transaction() as tx:
+        states = [s.state for s in tx.scalars(select(SquareRow))]
+    assert states.count("visited") == 2 and states.count("selected") > 2  # candidates left for later

@@ -181,3 +181,23 @@ def test_a_removed_target_stays_removed_after_a_crash(tmp_path):
     Engine(SETUP.microscope(), protocol, tmp_path, store=engine.store, seed=3).run(engine.session_id)
     keys = _snapshot(tmp_path)["exposure_keys"]
     assert keys and not any("sq0207" in k for k in keys)
+
+
+def test_a_learned_session_resumes_to_the_same_choices(tmp_path):
+    """With squares chosen by the session model, the resumed run asks the store and chooses the same."""
+    learned = {**_protocol_dict(), "squares": {"method": "learned", "count": 2}}
+    protocol = Protocol.model_validate(learned)
+    plain = Engine(SETUP.microscope(), protocol, tmp_path / "plain", seed=3)
+    plain.run()
+    lines = []
+
+    def crash_at_the_second_square(line: str) -> None:
+        lines.append(line)
+        if sum("holes, " in seen for seen in lines) == 2:
+            raise _Crash
+
+    first = Engine(SETUP.microscope(), protocol, tmp_path / "killed", seed=3, say=crash_at_the_second_square)
+    with pytest.raises(_Crash):
+        first.run()
+    Engine(SETUP.microscope(), protocol, tmp_path / "killed", store=first.store, seed=3).run(first.session_id)
+    assert _snapshot(tmp_path / "killed") == _snapshot(tmp_path / "plain")

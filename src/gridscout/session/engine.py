@@ -31,14 +31,21 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..compute import Executor, connect
+from ..io.mrc import read_mrc
+from ..model.errors import GridScoutError
+from ..model.geometry import ImageGeometry
 from ..model.image import Image
+from ..planning import CostModel
 from ..quality.files import assessment_record
 from ..scope.procedures import eucentric_height
 from ..scope.protocol import Microscope
+from ..scope.timing import TimingModel
 from ..targeting.grouping import GROUP_FEATURES, group_squares, pick_per_group, top_n
 from ..targeting.holes import find_holes
 from ..targeting.ranking import score_holes, score_squares
+from ..targeting.register import shift_onto_map_target
 from ..targeting.squares import find_squares
+from .adaptive import AdaptivePlan
 from .layout import grid_folder, save_image, save_movie
 from .processing import event_from_outcome
 from .protocol import Protocol
@@ -56,7 +63,8 @@ from .store import (
     StoreError,
 )
 
-OPERATOR_ACTIONS = ("pause", "resume", "stop", "skip_grid", "remove_target")
+OPERATOR_ACTIONS = ("pause", "resume", "stop", "skip_grid", "remove_target", "add_target", "reorder_targets",
+                    "mark_square_bad")
 """Event kinds an operator may append to the store; the engine handles them before each step."""
 
 PAUSE_POLL_S = 0.5
@@ -129,6 +137,7 @@ class Engine:
         self.scope_address = scope_address
         self.session_id = ""
         self._time_offset_s = 0.0
+        self._map_cache: tuple[str, tuple[np.ndarray, ImageGeometry] | None] = ("", None)
 
     # ------------------------------------------------------------------ session
     def run(self, session_id: str | None = None) -> str:
@@ -187,8 +196,10 @@ class Engine:
         grid = self._load(slot, row)
         if row is None or row.state != "leaving":
             try:
-                for square in self._atlas_and_squares(grid):
-                    self._take_square(grid, square)
+                self._atlas_and_squares(grid)
+                self._replay_visited_squares(grid)
+                while (square := self._next_square(grid)) is not None:
+                    self._count_square(grid, self._visit_square(grid, square))
             except _LeaveGrid as leave:
                 self._leave(grid, leave)
         self._finish_grid(grid)
@@ -227,18 +238,16 @@ class Engine:
         return _GridState(row.id, slot, self.protocol.for_slot(slot), row.started_s,
                           np.random.default_rng([self.seed, slot]))
 
-    def _atlas_and_squares(self, grid: _GridState) -> list[SquareRow]:
-        """The selected squares, best first: from the store when the atlas step is done, else acquired."""
+    def _atlas_and_squares(self, grid: _GridState) -> None:
+        """The atlas step (unless recorded); leaves the grid when it selected no square."""
         with self.store.transaction() as tx:
             atlas = tx.scalar(select(func.count()).where(ImageRow.grid_id == grid.row_id, ImageRow.level == "atlas"))
-            rows = list(tx.scalars(select(SquareRow).where(SquareRow.grid_id == grid.row_id).order_by(SquareRow.label)))
+            rows = list(tx.scalars(select(SquareRow).where(SquareRow.grid_id == grid.row_id)))
         reason = "none passed the selection"
         if not atlas:
             rows, reason = self._acquire_atlas(grid)
-        selected = [r for r in rows if r.state in ("selected", "visited", "removed")]
-        if not selected:
+        if not any(r.state != "found" for r in rows):
             raise _LeaveGrid(f"the atlas shows no usable square ({reason})")
-        return sorted(selected, key=lambda r: -r.score)
 
     def _acquire_atlas(self, grid: _GridState) -> tuple[list[SquareRow], str]:
         p = grid.protocol
@@ -273,19 +282,52 @@ class Engine:
             features = np.array([[found.squares[i].features[f] for f in GROUP_FEATURES] for i in usable])
             groups = group_squares(features, p.squares.groups, rng=rng)
             picked = pick_per_group(groups, sub_scores, p.squares.per_group)
-        else:  # "top"; "learned" starts from the prior order until the session model exists
+        elif p.squares.method == "learned":  # every usable square is a candidate; the plan picks `count`
+            picked = list(range(len(usable)))
+        else:
             picked = top_n(sub_scores, p.squares.count)
         return [usable[i] for i in picked]
 
-    def _take_square(self, grid: _GridState, square: SquareRow) -> None:
-        """One square: replayed from the store when visited before a crash, else checked and visited."""
-        if square.state == "visited":
-            self._count_square(grid, self._stored_verdicts(grid, square_id=square.id))
-            return
+    def _replay_visited_squares(self, grid: _GridState) -> None:
+        """Squares visited before a crash count towards the stop rules as they did the first time."""
+        with self.store.transaction() as tx:
+            visited = list(tx.scalars(select(SquareRow.id).where(SquareRow.grid_id == grid.row_id,
+                                                                 SquareRow.state == "visited")))
+        for square_id in visited:
+            self._count_square(grid, self._stored_verdicts(grid, square_id=square_id))
+
+    def _next_square(self, grid: _GridState) -> SquareRow | None:
+        """The next square to visit, after the checks: the operator's order first, then the protocol's."""
         self._check_grid(grid)
-        if self._state_of(SquareRow, square.id) == "removed":
-            return
-        self._count_square(grid, self._visit_square(grid, square))
+        p = grid.protocol
+        if p.squares.method == "learned" and grid.squares_done >= p.squares.total:
+            return None
+        with self.store.transaction() as tx:
+            rows = list(tx.scalars(select(SquareRow).where(SquareRow.grid_id == grid.row_id)))
+        waiting = [r for r in rows if r.state == "selected"]
+        ordered = sorted((r for r in waiting if r.priority is not None), key=lambda r: (r.priority, r.label))
+        if ordered or not waiting:
+            return ordered[0] if ordered else None
+        if p.squares.method == "learned":
+            label = self._plan(grid, rows).next_square()
+            return next((r for r in waiting if r.label == label), None)
+        return min(waiting, key=lambda r: (-r.score, r.label))
+
+    def _plan(self, grid: _GridState, squares: list[SquareRow]) -> AdaptivePlan:
+        """The session model and planner over what the store holds of this grid (same answers on resume)."""
+        p = grid.protocol
+        with self.store.transaction() as tx:
+            holes = list(tx.scalars(select(HoleRow).join(SquareRow, SquareRow.id == HoleRow.square_id)
+                                    .where(SquareRow.grid_id == grid.row_id)))
+            verdicts = [(hole_id, verdict) for hole_id, verdict in tx.execute(
+                select(ExposureRow.hole_id, AssessmentRow.verdict)
+                .join(AssessmentRow, AssessmentRow.exposure_id == ExposureRow.id)
+                .join(HoleRow, HoleRow.id == ExposureRow.hole_id).join(SquareRow, SquareRow.id == HoleRow.square_id)
+                .where(SquareRow.grid_id == grid.row_id).order_by(ExposureRow.step_key))]
+        left = min(p.budget.per_grid_min - (self._now() - grid.started_s) / 60, p.budget.session_min - self._now() / 60)
+        return AdaptivePlan.from_rows(squares, holes, verdicts, costs=CostModel.from_timing(TimingModel()),
+                                      budget_min=left, holes_per_square=p.holes.per_square,
+                                      exposures_per_hole=p.exposures.per_hole)
 
     def _count_square(self, grid: _GridState, verdicts: list[str]) -> None:
         grid.squares_done += 1
@@ -343,37 +385,52 @@ class Engine:
         self._reseed(f"{grid.slot}/{square.label}")
         self.scope.move_stage(square.stage_x_um, square.stage_y_um)
         eucentric_height(self.scope)
-        holes = self._stored_holes(square) if self._square_imaged(square) else self._find_holes(grid, square)
-        failures = 0
-        verdicts: list[str] = []
-        for hole in holes:
-            if hole.state == "exposed":  # before a crash
-                these = self._stored_verdicts(grid, hole_id=hole.id)
-            else:
-                self._operator_actions(grid)
-                if self._state_of(HoleRow, hole.id) == "removed":
-                    continue
-                if failures >= p.stop.square_failures_in_a_row:
-                    self._decide(grid.row_id, f"{grid.slot}/{square.label}/skip", "skip_square", square.label,
-                                 [f"{failures} bad exposures in a row"])
-                    break
-                these = self._expose_hole(grid, square, hole)
-            for verdict in these:
-                failures = 0 if verdict == "good" else failures + 1
+        if not self._square_imaged(square):
+            self._find_holes(grid, square)
+        verdicts = self._replay_exposed_holes(grid, square)
+        failures = _bad_streak(verdicts)
+        while (hole := self._next_hole(grid, square)) is not None:
+            if failures >= p.stop.square_failures_in_a_row:
+                self._decide(grid.row_id, f"{grid.slot}/{square.label}/skip", "skip_square", square.label,
+                             [f"{failures} bad exposures in a row"])
+                break
+            these = self._expose_hole(grid, square, hole)
+            failures = _bad_streak(these, failures)
             verdicts += these
         self._set_state(SquareRow, square.id, "visited")
         return verdicts
+
+    def _replay_exposed_holes(self, grid: _GridState, square: SquareRow) -> list[str]:
+        """Verdicts of the square's holes exposed before a crash, in the order they were taken."""
+        with self.store.transaction() as tx:
+            exposed = list(tx.scalars(select(HoleRow.id).join(ExposureRow, ExposureRow.hole_id == HoleRow.id)
+                                      .where(HoleRow.square_id == square.id, HoleRow.state == "exposed")
+                                      .group_by(HoleRow.id).order_by(func.min(ExposureRow.scope_time_s))))
+        return [v for hole_id in exposed for v in self._stored_verdicts(grid, hole_id=hole_id)]
+
+    def _next_hole(self, grid: _GridState, square: SquareRow) -> HoleRow | None:
+        """After the operator's actions: the operator's order first, then the plan's or the ranking's."""
+        self._operator_actions(grid)
+        if self._state_of(SquareRow, square.id) in ("removed", "bad"):
+            return None
+        with self.store.transaction() as tx:
+            waiting = list(tx.scalars(select(HoleRow).where(HoleRow.square_id == square.id,
+                                                            HoleRow.state == "selected")))
+        ordered = sorted((h for h in waiting if h.priority is not None), key=lambda h: (h.priority, h.label))
+        if ordered or not waiting:
+            return ordered[0] if ordered else None
+        if grid.protocol.squares.method == "learned":
+            with self.store.transaction() as tx:
+                squares = list(tx.scalars(select(SquareRow).where(SquareRow.grid_id == grid.row_id)))
+            order = self._plan(grid, squares).order_holes(square.label)
+            return next((h for h in waiting if order and h.label == order[0]), min(waiting, key=lambda h: h.label))
+        return min(waiting, key=lambda h: h.label)
 
     def _square_imaged(self, square: SquareRow) -> bool:
         with self.store.transaction() as tx:
             return tx.get(SquareRow, square.id).square_image_id is not None
 
-    def _stored_holes(self, square: SquareRow) -> list[HoleRow]:
-        with self.store.transaction() as tx:
-            return list(tx.scalars(select(HoleRow).where(HoleRow.square_id == square.id,
-                                                         HoleRow.state != "found").order_by(HoleRow.label)))
-
-    def _find_holes(self, grid: _GridState, square: SquareRow) -> list[HoleRow]:
+    def _find_holes(self, grid: _GridState, square: SquareRow) -> None:
         p = grid.protocol
         image = self.scope.acquire(p.presets.square)
         found = find_holes(image.data)
@@ -387,11 +444,13 @@ class Engine:
             for rank, i in enumerate(order):
                 hole = found.holes[i]
                 x, y = image.geometry.pixel_to_stage(np.array(hole.centre_px))
-                usable = not hole.partial and scores[i] >= p.holes.min_score
+                radius_um = float(np.mean(hole.axes_px)) * pixel_um
+                usable = (not hole.partial and scores[i] >= p.holes.min_score
+                          and 2 * radius_um <= p.holes.max_diameter_um)
                 selected = usable and sum(r.state == "selected" for r in rows) < p.holes.per_square
                 row = HoleRow(square_id=square.id, image_id=image_id, label=f"h{rank:04d}",
                               centre_px=list(hole.centre_px), stage_x_um=float(x), stage_y_um=float(y),
-                              radius_um=float(np.mean(hole.axes_px)) * pixel_um, score=float(scores[i]),
+                              radius_um=radius_um, score=float(scores[i]),
                               features=hole.features, state="selected" if selected else "found")
                 tx.add(row)
                 rows.append(row)
@@ -401,7 +460,6 @@ class Engine:
                                     scope_time_s=self._now())
         self.say(f"[{_clock(self._now())}] {square.label}: {len(rows)} holes, "
                  f"{sum(r.state == 'selected' for r in rows)} selected")
-        return [r for r in rows if r.state == "selected"]
 
     # ------------------------------------------------------------------ exposures
     def _expose_hole(self, grid: _GridState, square: SquareRow, hole: HoleRow) -> list[str]:
@@ -413,7 +471,7 @@ class Engine:
         recorded = self._recorded_exposures(keys)
         if len(recorded) < len(keys):
             self._reseed(step)
-            centre_shift = self._realign(hole)
+            centre_shift = self._realign(grid, hole)
             for shot, (dx, dy) in enumerate(offsets):
                 if keys[shot] in recorded:
                     continue
@@ -443,24 +501,43 @@ class Engine:
             return {e.step_key: {"path": e.path, "dose": e.dose_e_per_angstrom2, "pixel": pixel, "verdict": verdict}
                     for e, verdict, pixel in rows}
 
-    def _realign(self, hole: HoleRow) -> tuple[float, float]:
-        """Image shift (µm) that centres the beam on the hole nearest the target, from a hole image.
+    def _realign(self, grid: _GridState, hole: HoleRow) -> tuple[float, float]:
+        """Image shift (µm) that centres the beam on the hole, from a hole image.
 
         Stage moves miss by a fraction of a micrometre, as much as a hole's radius, so the
-        engine looks before it shoots, as Leginon's hole-magnification step does.
+        engine looks before it shoots: the hole image is registered on the square image the
+        hole was found in (the miss of both moves), then centred on the hole seen nearest
+        that place, as Leginon's hole-magnification step and SerialEM's realign do.
         """
         self.scope.image_shift(0.0, 0.0)
         self.scope.move_stage(hole.stage_x_um, hole.stage_y_um)
-        view = self.scope.acquire(self.protocol.presets.hole)
+        view = self.scope.acquire(grid.protocol.presets.hole)
+        square_map = self._square_map(hole.image_id)
+        registered = shift_onto_map_target(view.data, view.geometry, *square_map) if square_map else None
+        shift = np.array(registered if registered is not None else (0.0, 0.0))
         found = find_holes(view.data)
         if not found:
-            return (0.0, 0.0)
-        centre = np.array([(view.shape[1] - 1) / 2, (view.shape[0] - 1) / 2])
-        nearest = min(found.holes, key=lambda h: np.hypot(*(np.array(h.centre_px) - centre)))
-        shift = view.geometry.pixel_to_stage(np.array(nearest.centre_px)) - view.geometry.pixel_to_stage(centre)
-        if np.hypot(*shift) > 3 * max(hole.radius_um, 0.5):
-            return (0.0, 0.0)  # too far to be this hole: trust the stage
-        return (float(shift[0]), float(shift[1]))
+            return (float(shift[0]), float(shift[1]))
+        centre = view.geometry.pixel_to_stage(view.geometry.centre_px)
+        seen = [view.geometry.pixel_to_stage(np.array(h.centre_px)) - centre for h in found.holes]
+        nearest = min(seen, key=lambda offset: np.hypot(*(offset - shift)))
+        if np.hypot(*(nearest - shift)) > max(hole.radius_um, 0.3):
+            return (float(shift[0]), float(shift[1]))  # no hole where the map puts it: trust the map
+        return (float(nearest[0]), float(nearest[1]))
+
+    def _square_map(self, image_id: str) -> tuple[np.ndarray, ImageGeometry] | None:
+        """The square image a hole was found in, with its geometry (kept while its square is visited)."""
+        if self._map_cache[0] != image_id:
+            with self.store.transaction() as tx:
+                row = tx.get(ImageRow, image_id)
+                path, matrix, centre = row.path, row.pixel_to_stage, (row.stage_x_um, row.stage_y_um)
+            try:
+                data = read_mrc(self.directory / path).data
+            except GridScoutError:
+                return None
+            geometry = ImageGeometry(shape=data.shape, centre_um=centre, matrix_um_per_px=tuple(map(tuple, matrix)))
+            self._map_cache = (image_id, (data, geometry))
+        return self._map_cache[1]
 
     def _record_exposure(self, grid: _GridState, square: SquareRow, hole: HoleRow, key: str, image: Image,
                          defocus: float, shift: tuple[float, float]) -> None:
@@ -536,22 +613,28 @@ class Engine:
                 EventRow.kind.in_(OPERATOR_ACTIONS)).order_by(EventRow.seq)))
 
     def _apply(self, seq: int, grid: _GridState, paused: bool) -> bool:
-        """One operator action: marked handled, recorded as a decision and applied in one transaction."""
+        """One operator action: marked handled, recorded as a decision and applied in one transaction.
+
+        Actions naming a grid (``grid_id``) apply to that grid; a skip of another grid than
+        the one loaded is recorded and not applied.
+        """
         with self.store.transaction() as tx:
             event = tx.get(EventRow, seq)
             event.handled = True
-            kind, target = event.kind, event.payload.get("target")
+            kind, payload = event.kind, event.payload
+            target = payload.get("target") or payload.get("square")
+            grid_id = payload.get("grid_id") or grid.row_id
             tx.add(DecisionRow(session_id=self.session_id, grid_id=grid.row_id, key=f"operator/{seq}",
                                kind=f"operator_{kind}", target=target, reasons=[f"operator action #{seq}"],
                                scope_time_s=self._now()))
-            if kind == "remove_target" and target:
-                _remove_target(tx, grid.row_id, str(target))
-            if kind == "skip_grid":
+            _apply_to_targets(tx, kind, payload, grid_id, seq)
+            skip = kind == "skip_grid" and grid_id == grid.row_id
+            if skip:
                 tx.get(GridRow, grid.row_id).state = "leaving"
         self.say(f"[{_clock(self._now())}] operator: {kind} {target or ''}")
         if kind == "stop":
             raise _StopSession("stopped")
-        if kind == "skip_grid":
+        if skip:
             raise _LeaveGrid("the operator skipped the grid", key=f"operator-skip/{seq}")
         return {"pause": True, "resume": False}.get(kind, paused)
 
@@ -606,6 +689,13 @@ class Engine:
         return float(self.scope.state().scope_time_s) + self._time_offset_s
 
 
+def _bad_streak(verdicts: list[str], streak: int = 0) -> int:
+    """Exposures in a row that were not good, at the end of `verdicts`, continuing `streak`."""
+    for verdict in verdicts:
+        streak = 0 if verdict == "good" else streak + 1
+    return streak
+
+
 def unfinished_session(store: Store, session_id: str | None = None) -> SessionRow:
     """The session to resume: `session_id`, or the latest one of the store that has not finished.
 
@@ -628,8 +718,20 @@ def unfinished_session(store: Store, session_id: str | None = None) -> SessionRo
     return row
 
 
-def _remove_target(tx: Session, grid_id: str, target: str) -> None:
-    """Mark ``sqNNNN``, ``sqNNNN/hNNNN`` or a hole label of any square of the grid as removed, unless done."""
+def _apply_to_targets(tx: Session, kind: str, payload: dict[str, Any], grid_id: str, seq: int) -> None:
+    """The change an operator's target action makes to the store's squares and holes."""
+    if kind == "remove_target" and payload.get("target"):
+        _mark_target(tx, grid_id, str(payload["target"]), "removed")
+    elif kind == "mark_square_bad" and (payload.get("square") or payload.get("target")):
+        _mark_target(tx, grid_id, str(payload.get("square") or payload["target"]).split("/")[0], "bad")
+    elif kind == "add_target":
+        _add_hole(tx, grid_id, payload, seq)
+    elif kind == "reorder_targets":
+        _reorder(tx, grid_id, payload)
+
+
+def _mark_target(tx: Session, grid_id: str, target: str, state: str) -> None:
+    """Mark ``sqNNNN``, ``sqNNNN/hNNNN`` or a hole label of any square of the grid, unless it is done."""
     square_label, _, hole_label = target.partition("/")
     if not square_label.startswith("sq"):
         square_label, hole_label = "", square_label
@@ -642,7 +744,35 @@ def _remove_target(tx: Session, grid_id: str, target: str) -> None:
     else:
         rows = tx.scalars(select(SquareRow).where(SquareRow.id.in_(squares), SquareRow.state != "visited"))
     for row in rows:
-        row.state = "removed"
+        row.state = state
+
+
+def _add_hole(tx: Session, grid_id: str, payload: dict[str, Any], seq: int) -> None:
+    """An operator's hole (clicked on a square image): exposed first, with the square's typical radius."""
+    square = tx.scalars(select(SquareRow).where(SquareRow.grid_id == grid_id,
+                                                SquareRow.label == payload.get("square"))).one_or_none()
+    if square is None or square.state in ("visited", "removed", "bad") or square.square_image_id is None:
+        return
+    radii = list(tx.scalars(select(HoleRow.radius_um).where(HoleRow.square_id == square.id)))
+    tx.add(HoleRow(square_id=square.id, image_id=payload.get("image_id") or square.square_image_id,
+                   label=f"op{seq:06d}", centre_px=[float(payload["x_px"]), float(payload["y_px"])],
+                   stage_x_um=float(payload["stage_x_um"]), stage_y_um=float(payload["stage_y_um"]),
+                   radius_um=float(np.median(radii)) if radii else 0.5, score=1.0,
+                   features={"added_by_operator": 1.0}, state="selected", priority=0))
+    if square.state == "found":
+        square.state = "selected"
+
+
+def _reorder(tx: Session, grid_id: str, payload: dict[str, Any]) -> None:
+    """The operator's order of the grid's squares, or of one square's holes (``square`` given)."""
+    order = {str(label): rank for rank, label in enumerate(payload.get("order") or [])}
+    if payload.get("square"):
+        square = select(SquareRow.id).where(SquareRow.grid_id == grid_id, SquareRow.label == payload["square"])
+        rows = tx.scalars(select(HoleRow).where(HoleRow.square_id.in_(square), HoleRow.label.in_(order)))
+    else:
+        rows = tx.scalars(select(SquareRow).where(SquareRow.grid_id == grid_id, SquareRow.label.in_(order)))
+    for row in rows:
+        row.priority = order[row.label]
 
 
 def _clock(seconds: float) -> str:

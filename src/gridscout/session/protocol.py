@@ -62,6 +62,7 @@ class HoleSelection(_Part):
 
     per_square: int = Field(4, ge=1, le=500)
     min_score: float = Field(0.0, ge=0, le=1)
+    max_diameter_um: float = Field(5.0, gt=0, description="larger 'holes' are openings of another kind (a square)")
 
 
 class Exposures(_Part):

@@ -110,6 +110,7 @@ class SquareRow(Base):
     features: Mapped[dict[str, Any]] = mapped_column(default=dict)
     state: Mapped[str] = mapped_column(String(20), default="found")  # found, selected, visited, removed, bad
     square_image_id: Mapped[str | None] = mapped_column(ForeignKey("images.id"), doc="the square's own image, once taken")
+    priority: Mapped[int | None] = mapped_column(doc="an operator's order: lower first, before the unordered")
 
 
 class HoleRow(Base):
@@ -128,6 +129,7 @@ class HoleRow(Base):
     score: Mapped[float] = mapped_column(Float)
     features: Mapped[dict[str, Any]] = mapped_column(default=dict)
     state: Mapped[str] = mapped_column(String(20), default="found")  # found, selected, exposed, removed
+    priority: Mapped[int | None] = mapped_column(doc="an operator's order: lower first, before the unordered")
 
 
 class ExposureRow(Base):

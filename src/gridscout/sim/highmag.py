@@ -880,7 +880,7 @@ def _truth(spec: ExposureSpec, trajectory: npt.NDArray[np.float64], centres: npt
     density = len(centres) / area_um2
     total = float(steps.sum())
     empty = spec.ice_nm == 0
-    reasons = _verdict_reasons(spec, total, density)
+    reasons = truth_reasons(spec, total, density)
     return ExposureTruth(
         spec=spec,
         b_factor_angstrom2=spec.b_factor(),
@@ -897,7 +897,14 @@ def _truth(spec: ExposureSpec, trajectory: npt.NDArray[np.float64], centres: npt
     )
 
 
-def _verdict_reasons(spec: ExposureSpec, total_drift: float, density: float) -> list[str]:
+def drawn_truth_reasons(spec: ExposureSpec) -> list[str]:
+    """`truth_reasons` of a drawn specimen without rendering it: its drift and expected density stand
+    in for the rendered trajectory and the particles placed (cheap, for planning and grid truths)."""
+    return truth_reasons(spec, spec.drift_total_angstrom, spec.particles_per_um2)
+
+
+def truth_reasons(spec: ExposureSpec, total_drift: float, density: float) -> list[str]:
+    """Each `TRUTH_VERDICT` criterion an exposure fails, in plain words; none means good data."""
     v = TRUTH_VERDICT
     reasons = []
     if spec.ice_nm == 0:

@@ -589,35 +589,41 @@ def _fitted_lattice(holes: list[Hole], vectors: npt.NDArray[np.float64]) -> Hole
 
 # ------------------------------------------------------------------ fallback without a lattice
 def _blob_holes(raw: npt.NDArray[np.float32], detector) -> HoleSet:  # noqa: ANN001
-    """Holes as blobs of a Laplacian-of-Gaussian scale space (both contrasts), for images with few holes."""
+    """Holes as blobs of a Laplacian-of-Gaussian scale space, for images with few holes.
+
+    The contrast with the strongest blob is tried first, the other when the first confirms
+    no hole: the strongest blob of an image is not always a hole (a dark grid bar in a corner).
+    """
     binning = max(1, math.ceil(max(raw.shape) / 512))
     work = bin_mean(raw, binning)
     smallest = max(MIN_HOLE_DIAMETER_PX / 2 / binning / math.sqrt(2), 1.0)
     largest = min(work.shape) / 5
     sigmas = np.geomspace(smallest, largest, max(2, int(math.log(largest / smallest) / math.log(1.25)) + 1))
     stack = np.stack([_normalised_log(work, s) for s in sigmas])
-    best = None
-    for sign in (1, -1):
-        blobs = _scale_space_peaks(sign * stack, sigmas)
-        if blobs and (best is None or blobs[0][3] > best[1][0][3]):
-            best = (sign, blobs)
-    if best is None:
+    blobs = {sign: _scale_space_peaks(sign * stack, sigmas) for sign in (1, -1)}
+    ranked = sorted(blobs, key=lambda sign: -max((b[3] for b in blobs[sign]), default=0.0))
+    if not any(blobs.values()):
         return HoleSet([], reason="no hole lattice and no hole-like blob in the image")
-    sign, blobs = best
+    for sign in ranked:
+        holes = _confirmed_blobs(raw, work, binning, sign, blobs[sign], detector)
+        if holes:
+            return HoleSet(holes, lattice=None, contrast=sign)
+    return HoleSet([], reason="no hole lattice, and the blobs in the image have no hole contrast")
+
+
+def _confirmed_blobs(raw, work, binning, sign, blobs, detector) -> list[Hole]:  # noqa: ANN001
+    """The blobs of one contrast that the confirmation step accepts as holes."""
+    if not blobs:
+        return []
     radius = float(np.median([b[2] for b in blobs]))
     shape = _Shape(sign, (radius, radius), 0.0, np.zeros(2))
     centres = np.array([[b[0], b[1]] for b in blobs])
-    kernel = _ellipse_kernel(shape.axes, 0.0)
-    response = sign * _matched_filter(work, kernel)
+    response = sign * _matched_filter(work, _ellipse_kernel(shape.axes, 0.0))
     measured = _measure(work, _refine(response, centres, max(1.0, 0.3 * radius)), shape)
     pitch = 3.2 * radius  # no lattice: a typical spacing (R1.2/1.3 film)
     vectors = np.array([[pitch, 0.0], [0.0, pitch]])
     confidence = _confidence(work, measured, shape, detector, vectors)
-    keep = confidence >= 0.5
-    holes = _holes(measured, keep, confidence, shape, binning, raw.shape, vectors)
-    if not holes:
-        return HoleSet([], reason="no hole lattice, and the blobs in the image have no hole contrast")
-    return HoleSet(holes, lattice=None, contrast=sign)
+    return _holes(measured, confidence >= 0.5, confidence, shape, binning, raw.shape, vectors)
 
 
 def _normalised_log(work: npt.NDArray[np.float32], sigma: float) -> npt.NDArray[np.float32]:
@@ -633,11 +639,21 @@ def _normalised_log(work: npt.NDArray[np.float32], sigma: float) -> npt.NDArray[
     return out
 
 
+def _wholly_inside(blobs: npt.NDArray[np.float64], shape: tuple[int, int]) -> npt.NDArray[np.bool_]:
+    """Blobs (rows x, y, radius, ...) wholly inside the image, with a pixel to spare."""
+    rows, cols = shape
+    margin = blobs[:, 2] + 1
+    return ((blobs[:, 0] >= margin) & (blobs[:, 1] >= margin) & (blobs[:, 0] <= cols - 1 - margin)
+            & (blobs[:, 1] <= rows - 1 - margin))
+
+
 def _scale_space_peaks(stack, sigmas):  # noqa: ANN001, ANN202
     """(x, y, radius, strength) of the strongest scale-space maxima; overlapping ones merged.
 
     A blob counts when it is at least a quarter as strong as the strongest and within 1.5x
-    of its scale: holes in one image are alike, and noise blobs are far weaker than any hole.
+    of the typical scale: holes in one image are alike, and noise blobs are far weaker than
+    any hole. The typical scale is the strongest blob's lying wholly inside the image, so a
+    hole cut by the border, whose response the border distorts, cannot set it.
     """
     peaks = (stack == ndimage.maximum_filter(stack, size=(3, 5, 5))) & (stack > 0)
     s, ys, xs = np.nonzero(peaks)
@@ -646,8 +662,10 @@ def _scale_space_peaks(stack, sigmas):  # noqa: ANN001, ANN202
         return []
     order = np.argsort(-strength)[:MAX_BLOBS]
     order = order[strength[order] >= 0.25 * strength[order[0]]]
-    typical = sigmas[s[order[0]]]
-    order = order[np.abs(np.log(sigmas[s[order]] / typical)) <= math.log(1.5)]  # holes in one image are alike
+    table = np.stack([xs[order], ys[order], sigmas[s[order]] * math.sqrt(2)], axis=1).astype(float)
+    inside = order[_wholly_inside(table, stack.shape[1:])]
+    typical = sigmas[s[(inside if inside.size else order)[0]]]
+    order = order[np.abs(np.log(sigmas[s[order]] / typical)) <= math.log(1.5)]
     kept: list[tuple[float, float, float, float]] = []
     for k in order:
         radius = sigmas[s[k]] * math.sqrt(2)
