@@ -1,10 +1,11 @@
 """Issue 6: crash safety. Kill a simulated session with SIGKILL at random moments, resume it, compare.
 
-    python benchmarks/resume.py [--kills 20] [--grids 2] [--seed 3]
+    python benchmarks/resume.py [--kills 20] [--grids 3] [--seed 3] [--max-delay 8]
 
 Runs `gridscout run` once uninterrupted, then again with `gridscout run` / `gridscout
-resume` killed after a random delay (uniform over the uninterrupted run's duration) until
-`--kills` kills have happened, then lets it finish. Prints the exposures lost and
+resume` killed after a random delay (uniform in [0.5, max-delay] s, so that process start,
+imports, grid reload and every step can be hit) until `--kills` kills have happened, then
+lets it finish. Prints the exposures lost and
 duplicated, whether the final store equals the uninterrupted one
 (`session.snapshot.session_snapshot`), and the microscope time the restarts cost.
 """
@@ -88,8 +89,9 @@ def run_with_kills(folder: Path, sim: list[str], delays: list[float]) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kills", type=int, default=20)
-    parser.add_argument("--grids", type=int, default=2)
+    parser.add_argument("--grids", type=int, default=3)
     parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--max-delay", type=float, default=8.0)
     args = parser.parse_args()
     sim = ["--cassette", str(args.grids), "--seed", str(args.seed), "--record-px", "256", "--frames", "4"]
     with tempfile.TemporaryDirectory() as tmp:
@@ -100,13 +102,13 @@ def main() -> None:
         if plain.wait():
             raise RuntimeError(plain.stderr.read().decode())
         duration = time.perf_counter() - started
-        delays = list(np.random.default_rng(args.seed).uniform(0.5, duration, size=args.kills))
+        delays = list(np.random.default_rng(args.seed).uniform(0.5, min(args.max_delay, duration), size=args.kills))
         kills = run_with_kills(folder, sim, delays)
         expected, plain_scope_s = summary(folder / "plain")
         got, killed_scope_s = summary(folder / "killed")
     keys, expected_keys = got["exposure_keys"], set(expected["exposure_keys"])
     print(f"{args.grids} grids, {len(expected_keys)} exposures; uninterrupted run {duration:.0f} s wall")
-    print(f"kills: {kills} (SIGKILL after uniform random delays in [0.5, {duration:.0f}] s)")
+    print(f"kills: {kills} (SIGKILL after uniform random delays in [0.5, {min(args.max_delay, duration):.0f}] s)")
     print(f"exposures lost: {len(expected_keys - set(keys))}, duplicated: {len(keys) - len(set(keys))}, "
           f"unexpected: {len(set(keys) - expected_keys)}")
     differing = [k for k in expected if expected[k] != got[k]]
