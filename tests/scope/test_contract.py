@@ -5,10 +5,7 @@ The SerialEM driver runs against `fake_serialem`, a stand-in for SerialEM's Pyth
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,21 +22,8 @@ from gridscout.model import (
 from gridscout.scope import Microscope, PresetName, SerialEMMicroscope, SimulatedMicroscope, StagePosition
 
 
-def _sibling(name: str):
-    """A helper module beside this file (tests are imported by path, not as a package)."""
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-fake_serialem = _sibling("fake_serialem")
-
-
 @pytest.fixture(params=["sim", "serialem"])
-def scope(request, tiny_cassette, small_presets, monkeypatch) -> Microscope:
+def scope(request, tiny_cassette, small_presets, monkeypatch, fake_serialem) -> Microscope:
     if request.param == "sim":
         return SimulatedMicroscope(tiny_cassette, rng=np.random.default_rng(3), presets=small_presets)
     fake = fake_serialem.FakeSerialEM(tiny_cassette, small_presets, rng=np.random.default_rng(3))

@@ -7,7 +7,6 @@ one square visit; regenerate it after a deliberate change with
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -38,21 +37,8 @@ from gridscout.scope import (
 GOLDEN = Path(__file__).with_name("golden") / "serialem_square_visit.txt"
 
 
-def _sibling(name: str):
-    """A helper module beside this file (tests are imported by path, not as a package)."""
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-fake_serialem = _sibling("fake_serialem")
-
-
 @pytest.fixture
-def fake(monkeypatch, tiny_cassette, small_presets):
+def fake(monkeypatch, tiny_cassette, small_presets, fake_serialem):
     return fake_serialem.install(monkeypatch, fake_serialem.FakeSerialEM(tiny_cassette, small_presets,
                                                                           rng=np.random.default_rng(7)))
 
@@ -79,7 +65,7 @@ def _visit_square(scope, square_um, hole_um, hole_shift_um):
     scope.image_shift(0.0, 0.0)
 
 
-def test_square_visit_matches_the_golden_transcript(scope, fake):
+def test_square_visit_matches_the_golden_transcript(scope, fake, fake_serialem):
     _visit_square(scope, (120.0, -340.0), (121.5, -338.0), (0.4, -0.3))
     text = fake_serialem.format_transcript(fake.transcript)
     if os.environ.get("GRIDSCOUT_UPDATE_GOLDEN"):
@@ -149,13 +135,13 @@ def test_missing_module_says_how_to_install(monkeypatch):
     assert "PythonModules" in str(err.value) and "PYTHONPATH" in str(err.value)
 
 
-def test_unreachable_serialem_names_host_and_port(fake):
+def test_unreachable_serialem_names_host_and_port(fake, fake_serialem):
     fake.fail_next("ConnectToSEM", fake_serialem.SEMmoduleError("connection refused"))
     with pytest.raises(ScopeConnectionError, match=r"10\.0\.0\.5:48890.*EnableExternalPython"):
         SerialEMMicroscope.connect("10.0.0.5", 48890)
 
 
-def test_busy_serialem_at_the_first_command(fake):
+def test_busy_serialem_at_the_first_command(fake, fake_serialem):
     fake.fail_next("ReportTickTime", fake_serialem.SEMmoduleError("SerialEM is busy and not ready to run a script"))
     with pytest.raises(ScopeConnectionError, match="does not answer.*busy"):
         SerialEMMicroscope.connect()
@@ -185,25 +171,25 @@ def test_image_shift_refusal_from_serialem(fake, scope):
     assert scope.state().image_shift_um == (0.0, 0.0)
 
 
-def test_empty_slot_found_by_the_autoloader(fake, scope):
+def test_empty_slot_found_by_the_autoloader(fake, scope, fake_serialem):
     fake.fail_next("LoadCartridge", fake_serialem.SEMerror("Slot 2 is empty"))
     with pytest.raises(EmptySlotError, match="no cartridge in slot 2"):
         scope.load_grid(2)
 
 
-def test_other_serialem_errors_keep_its_message(fake, scope):
+def test_other_serialem_errors_keep_its_message(fake, scope, fake_serialem):
     fake.fail_next("Record", fake_serialem.SEMerror("Timeout getting image from camera"))
     with pytest.raises(ScopeError, match=r"could not run Record.*Timeout getting image from camera"):
         scope.acquire(PresetName.RECORD)
 
 
-def test_stop_pressed_in_serialem(fake, scope):
+def test_stop_pressed_in_serialem(fake, scope, fake_serialem):
     fake.fail_next("MoveStageTo", fake_serialem.SEMexited("User STOP"))
     with pytest.raises(ScopeError, match="STOP was pressed"):
         scope.move_stage(1.0, 1.0)
 
 
-def test_lost_connection(fake, scope):
+def test_lost_connection(fake, scope, fake_serialem):
     fake.fail_next("ReportStageXYZ", fake_serialem.SEMmoduleError("socket closed"))
     with pytest.raises(ScopeConnectionError, match="lost contact.*socket closed"):
         scope.stage()
