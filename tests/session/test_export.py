@@ -25,8 +25,8 @@ from gridscout.targeting.holes import FEATURE_NAMES as HOLE_FEATURES
 from gridscout.targeting.ranking import TreeEnsemble
 
 PROTOCOL = {"name": "export-test", "kind": "screening", "atlas": {"tiles": [4, 4]},
-            "squares": {"method": "groups", "groups": 2, "per_group": 1}, "holes": {"per_square": 2},
-            "exposures": {"per_hole": 2}}
+            "squares": {"method": "top", "count": 3}, "holes": {"per_square": 2}, "exposures": {"per_hole": 2},
+            "stop": {"grid_first_squares_all_bad": 5}}  # three squares visited whatever their verdicts
 
 
 def gridscout(*args: str) -> subprocess.CompletedProcess:
