@@ -15,6 +15,7 @@ for _ in $(seq 30); do pg_isready -h 127.0.0.1 -q && break; sleep 1; done
 run_psql() { su postgres -c "psql -v ON_ERROR_STOP=1 -qtAc \"$1\""; }
 [ "$(run_psql "SELECT 1 FROM pg_roles WHERE rolname='gridscout'")" = 1 ] ||
     run_psql "CREATE ROLE gridscout LOGIN PASSWORD 'gridscout'"
-[ "$(run_psql "SELECT 1 FROM pg_database WHERE datname='gridscout_test'")" = 1 ] ||
-    run_psql "CREATE DATABASE gridscout_test OWNER gridscout"
+# A fresh test database each run: tables left by an older schema would fail the tests.
+run_psql "DROP DATABASE IF EXISTS gridscout_test"
+run_psql "CREATE DATABASE gridscout_test OWNER gridscout"
 echo "postgresql+psycopg://gridscout:gridscout@127.0.0.1:5432/gridscout_test"
