@@ -3,19 +3,21 @@
 Steps (``docs/targeting.md``):
 
 1. the lattice from the Bragg peaks of the power spectrum: peaks standing 30x above the
-   smoothed spectral background are indexed by the pair of peaks that explains most of
-   them, and the reciprocal basis is refitted on all indexed orders; any 2-D lattice
+   smoothed spectral background are indexed by the pair of low-order peaks that explains
+   most of them, and the reciprocal basis is refitted on all indexed orders; any 2-D lattice
    (square, hexagonal, oblique under tilt) comes out the same way;
 2. the image is folded into one lattice cell; the hole is the compact minority phase of
    that average cell (film always covers more than half a cell), which gives the hole's
    contrast sign (brighter or darker than the film), its ellipse from second moments, and
-   the lattice phase;
+   the lattice phase (a cell whose hole is a streak means a wrong lattice);
 3. lattice points over the image propose holes; each is refined to the peak of a matched
    filter (the ellipse against its ring) within 40% of the minor semi-axis;
-4. each proposal is measured (hole centre against a ring of film) and confirmed by the
-   learned detector (`targeting.detector`) or, without it, by its contrast against the
-   image's noise and its typical hole: points over grid bars, broken film or vacuum have
-   no hole contrast and are dropped; holes cut by the image border are flagged ``partial``;
+4. each proposal is measured (hole centre against a ring of film) and confirmed by its
+   contrast against the image's noise (alone or pooled with its lattice neighbours) and
+   its typical hole, or by the learned detector (`targeting.detector`) where the contrast
+   is faint; its ring must be at the film level: points over grid bars, broken film or
+   vacuum, or straddling a square's edge, are dropped; holes cut by the image border are
+   flagged ``partial``;
 5. with no lattice, or fewer than `MIN_LATTICE_HOLES` holes on it, blobs found in a
    Laplacian-of-Gaussian scale space are used instead.
 """
@@ -39,9 +41,17 @@ LATTICE_SEARCH_PX = 1024
 MAX_BLOBS = 300
 BRAGG_PEAK_RATIO = 30.0
 """A spectral peak counts when it stands this far above the local background power."""
+HARMONIC_REACH = 4.0
+"""The lattice basis is sought among peaks up to this many times the strongest peak's frequency."""
 WORK_PITCH_PX = 32.0
 """Images are binned until the lattice pitch is at most twice this (and at least this)."""
 MIN_HOLE_DIAMETER_PX = 6.0
+MIN_AXIS_RATIO = 0.5
+"""A hole's ellipse is at least this wide for its length: a round hole seen at up to 60 degrees tilt."""
+MIN_CONTRAST_REL = 0.3
+"""A confirmed hole has at least this share of the typical hole's contrast against its ring."""
+RING_TOLERANCE_REL = 1.5
+"""A hole's ring lies within this many typical hole contrasts of the holes' film level."""
 MIN_IMAGE_SIDE_PX = 32
 LAMBDA_EFFECTIVE_NM = 300.0
 """Effective mean free path for the intensity -> ice thickness estimate (docs/targeting.md)."""
@@ -245,7 +255,7 @@ def find_hole_lattice(image: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]
     peaks, strength = _bragg_peaks(image)
     if len(peaks) < 2:
         return None
-    basis = _indexing_basis(peaks[:16])
+    basis = _low_order_basis(peaks)
     if basis is None:
         return None
     hk = np.rint(peaks @ np.linalg.inv(basis))
@@ -255,6 +265,22 @@ def find_hole_lattice(image: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]
     if np.hypot(*vectors[1]) > min(image.shape) / 3:
         return None
     return vectors
+
+
+def _low_order_basis(peaks: npt.NDArray[np.float64]) -> npt.NDArray[np.float64] | None:
+    """The reciprocal basis indexing the strongest low-order peaks, else the lowest-frequency ones.
+
+    Sharp edges of large holes give hundreds of far harmonics: a finer, wrong lattice's
+    basis can index more of them than the true one, so only peaks up to `HARMONIC_REACH`
+    times the strongest peak's frequency are indexed. Where even the first orders are
+    weaker than sixteen of those harmonics (tilted, inverted carbon), the basis is sought
+    among the sixteen lowest-frequency peaks instead.
+    """
+    frequency = np.hypot(peaks[:, 0], peaks[:, 1])
+    basis = _indexing_basis(peaks[frequency <= HARMONIC_REACH * frequency[0]][:16])
+    if basis is None:
+        basis = _indexing_basis(peaks[np.argsort(frequency, kind="stable")[:16]])
+    return basis
 
 
 def _bragg_peaks(image: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
@@ -362,6 +388,8 @@ def _cell_shape(work: npt.NDArray[np.float32], vectors: npt.NDArray[np.float64])
     weights = centred[ii, jj]
     centre = (weights[:, None] * offsets).sum(axis=0) / weights.sum()
     axes, angle = _ellipse_from_region(offsets - centre, len(ii) * abs(np.linalg.det(vectors)) / bins**2)
+    if axes[1] < MIN_AXIS_RATIO * axes[0]:
+        return None  # a streak, not a hole: the lattice is not the holes' (e.g. half their pitch)
     peak_frac = np.array(peak, dtype=float) / bins + 0.5 / bins
     origin = peak_frac @ vectors + centre
     return _Shape(sign, axes, angle, origin)
@@ -395,7 +423,7 @@ def _measure_and_confirm(raw, work, binning, points, shape, vectors, detector): 
     response = shape.sign * _matched_filter(work, kernel)
     refined = _refine(response, points, max(1.0, 0.4 * min(shape.axes)))
     measured = _measure(work, refined, shape)
-    confidence = _confidence(work, measured, shape, detector, vectors)
+    confidence = _confidence(work, measured, shape, detector, vectors, on_lattice=True)
     keep = confidence >= 0.5
     return _holes(measured, keep, confidence, shape, binning, raw.shape, vectors)
 
@@ -465,16 +493,80 @@ def _measure(work, centres, shape):  # noqa: ANN001, ANN202
                          np.nanstd(hole_px, axis=1), dark, bright, noise)
 
 
-def _confidence(work, measured, shape, detector, vectors):  # noqa: ANN001, ANN202
-    """Belief in [0, 1] that each proposal is a hole: the detector's, else a contrast test."""
-    contrast = shape.sign * (measured.hole - measured.ring)
-    typical = _typical_contrast(contrast)
-    by_contrast = np.clip(np.nan_to_num(contrast / max(typical, 1e-12), nan=0.0), 0, 1)
-    noise_floor = 8 * measured.noise / math.sqrt(max(math.pi * 0.49 * shape.axes[0] * shape.axes[1], 1.0))
-    by_contrast = np.where(np.nan_to_num(contrast, nan=0.0) > noise_floor, by_contrast, 0.0)
-    if not detector:
-        return np.where(by_contrast >= 0.3, 0.5 + 0.5 * by_contrast, 0.5 * by_contrast)
-    return detector.confirm(work, measured.centres, shape.axes, shape.angle_deg, float(np.hypot(*vectors[0])))
+def _confidence(work, measured, shape, detector, vectors, *, on_lattice):  # noqa: ANN001, ANN202
+    """Belief in [0, 1] that each proposal is a hole: its contrast, or the detector's where contrast alone is unsure.
+
+    A proposal is a hole when it has a good part (`MIN_CONTRAST_REL`) of the typical hole's
+    contrast and either that contrast stands above the noise (`_noise_floor`) or the
+    detector, which sees more of the hole than its mean, confirms it. Either way its film
+    ring must be at the film level of the other holes (`_on_film`). The detector is not
+    trusted alone: trained on few examples, it rejects whole images of holes on carbon or
+    in inverted contrast, and accepts faint points beyond a square's edge. Proposals
+    `on_lattice` pool their contrast with their lattice neighbours'. Blobs (not
+    `on_lattice`) have no lattice to vouch for them and must convince both tests: alone,
+    the contrast test accepts fragments of a hole's rim (seen on a real image) and the
+    detector accepts noise blobs on low-dose carbon.
+    """
+    contrast = np.nan_to_num(shape.sign * (measured.hole - measured.ring), nan=-np.inf)
+    floor = _noise_floor(measured.noise, shape.axes)
+    clear = _clear_contrast(contrast, measured.centres, vectors, floor) if on_lattice else contrast > floor
+    typical = _hole_contrast_level(contrast, clear, floor)
+    by_contrast = np.clip(contrast / typical, 0.0, 1.0)
+    belief = np.where(clear, 0.5 + 0.5 * by_contrast, 0.5 * by_contrast)
+    if detector:
+        network = detector.confirm(work, measured.centres, shape.axes, shape.angle_deg, float(np.hypot(*vectors[0])))
+        belief = np.where(clear, belief, np.maximum(belief, network)) if on_lattice else np.minimum(belief, network)
+    candidate = (by_contrast >= MIN_CONTRAST_REL) & (belief >= 0.5)
+    return np.where(candidate & _on_film(measured, shape.sign, candidate, typical), belief, 0.0)
+
+
+def _noise_floor(noise: float, axes: tuple[float, float]) -> float:
+    """Hole-ring contrast that noise alone reaches rarely: 8 noise deviations of the mean over the hole's centre."""
+    return 8 * noise / math.sqrt(max(math.pi * 0.49 * axes[0] * axes[1], 1.0))
+
+
+def _clear_contrast(contrast: npt.NDArray[np.float64], centres: npt.NDArray[np.float64],
+                    vectors: npt.NDArray[np.float64], floor: float) -> npt.NDArray[np.bool_]:
+    """Whether each proposal's contrast stands above the noise, alone or with its lattice neighbours.
+
+    At low dose a single hole's contrast may sit below `floor`, but holes come in patches of
+    film: the mean over a point and its lattice neighbours has its noise divided by the
+    square root of their number. A point is clear when its own contrast passes `floor`, or
+    when that mean passes the floor so divided and its own contrast is at least a quarter of
+    the floor (two noise deviations: more likely a hole than not, with holes all round).
+    """
+    own = np.where(np.isfinite(contrast), contrast, 0.0)
+    steps = np.array([vectors[0], vectors[1], vectors[0] + vectors[1], vectors[0] - vectors[1]])
+    tree = cKDTree(centres)
+    total, count = own.copy(), np.ones(len(own))
+    for step in np.concatenate([steps, -steps]):  # covers square and both hexagonal bases
+        distance, index = tree.query(centres + step, distance_upper_bound=0.3 * float(np.hypot(*vectors[0])))
+        found = np.isfinite(distance)
+        total[found] += own[index[found]]
+        count[found] += 1
+    return (contrast > floor) | ((total / count > floor / np.sqrt(count)) & (contrast > 0.25 * floor))
+
+
+def _hole_contrast_level(contrast: npt.NDArray[np.float64], clear: npt.NDArray[np.bool_], floor: float) -> float:
+    """Contrast of a typical hole: the median over the proposals that stand above the noise.
+
+    Not over all proposals: on an image mostly of grid bar, most lattice points show no
+    contrast, and their median says nothing about the holes.
+    """
+    return float(np.median(contrast[clear])) if clear.any() else max(floor, 1e-12)
+
+
+def _on_film(measured, sign, candidate, typical):  # noqa: ANN001, ANN202
+    """Whether each proposal's ring is at the film level of the candidate holes.
+
+    A lattice point on the edge of a square or of broken film has the bar or vacuum in its
+    ring: its ring lies further than `RING_TOLERANCE_REL` typical hole contrasts from the
+    candidates' median ring, and the contrast it shows is the edge's, not a hole's.
+    """
+    if not candidate.any():
+        return candidate
+    ring = np.nan_to_num(sign * measured.ring, nan=np.inf)
+    return np.abs(ring - np.median(ring[candidate])) <= RING_TOLERANCE_REL * typical
 
 
 def _typical_contrast(contrast: npt.NDArray[np.float64]) -> float:
@@ -622,7 +714,7 @@ def _confirmed_blobs(raw, work, binning, sign, blobs, detector) -> list[Hole]:  
     measured = _measure(work, _refine(response, centres, max(1.0, 0.3 * radius)), shape)
     pitch = 3.2 * radius  # no lattice: a typical spacing (R1.2/1.3 film)
     vectors = np.array([[pitch, 0.0], [0.0, pitch]])
-    confidence = _confidence(work, measured, shape, detector, vectors)
+    confidence = _confidence(work, measured, shape, detector, vectors, on_lattice=False)
     return _holes(measured, confidence >= 0.5, confidence, shape, binning, raw.shape, vectors)
 
 
