@@ -305,9 +305,9 @@ class Engine:
         with self.store.transaction() as tx:
             rows = list(tx.scalars(select(SquareRow).where(SquareRow.grid_id == grid.row_id)))
         waiting = [r for r in rows if r.state == "selected"]
-        ordered = sorted((r for r in waiting if r.priority is not None), key=lambda r: (r.priority, r.label))
-        if ordered or not waiting:
-            return ordered[0] if ordered else None
+        first = _operator_first(waiting)
+        if first is not None or not waiting:
+            return first
         if p.squares.method == "learned":
             label = self._plan(grid, rows).next_square()
             return next((r for r in waiting if r.label == label), None)
@@ -416,9 +416,9 @@ class Engine:
         with self.store.transaction() as tx:
             waiting = list(tx.scalars(select(HoleRow).where(HoleRow.square_id == square.id,
                                                             HoleRow.state == "selected")))
-        ordered = sorted((h for h in waiting if h.priority is not None), key=lambda h: (h.priority, h.label))
-        if ordered or not waiting:
-            return ordered[0] if ordered else None
+        first = _operator_first(waiting)
+        if first is not None or not waiting:
+            return first
         if grid.protocol.squares.method == "learned":
             with self.store.transaction() as tx:
                 squares = list(tx.scalars(select(SquareRow).where(SquareRow.grid_id == grid.row_id)))
@@ -687,6 +687,12 @@ class Engine:
 
     def _now(self) -> float:
         return float(self.scope.state().scope_time_s) + self._time_offset_s
+
+
+def _operator_first(waiting: list[Any]) -> Any | None:
+    """The first square or hole of `waiting` in the operator's order, None when the operator ordered none."""
+    ordered = [row for row in waiting if row.priority is not None]
+    return min(ordered, key=lambda row: (row.priority, row.label)) if ordered else None
 
 
 def _bad_streak(verdicts: list[str], streak: int = 0) -> int:

@@ -11,13 +11,14 @@ import io
 from functools import lru_cache
 from pathlib import Path
 
-import mrcfile
 import numpy as np
 import numpy.typing as npt
 from PIL import Image as PILImage
 from PIL import ImageDraw
 
 from ..io.exposures import read_exposure
+from ..io.mrc import mrc_shape as header_shape
+from ..model.errors import FileFormatError
 from ..model.optics import CtfParams
 from ..quality.spectrum import amplitude_spectrum
 
@@ -38,11 +39,10 @@ def safe_path(directory: Path | None, recorded: str | None) -> Path | None:
 
 @lru_cache(maxsize=4096)
 def mrc_shape(path: Path) -> tuple[int, int] | None:
-    """(rows, cols) of an MRC image from its header alone; images are written once, so cached."""
+    """(rows, cols) of an MRC image from its header alone, None when unreadable; images are written once, so cached."""
     try:
-        with mrcfile.open(path, header_only=True, permissive=True) as mrc:
-            return int(mrc.header.ny), int(mrc.header.nx)
-    except (OSError, ValueError):
+        return header_shape(path)[-2:]
+    except FileFormatError:
         return None
 
 
