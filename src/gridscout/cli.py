@@ -243,7 +243,7 @@ def run(
     plan = load_protocol(protocol)
     check_seed(seed)
     if scope == "sim":
-        scope = SimulatedSetup(cassette=cassette, seed=seed, record_px=record_px, frames=frames).address()
+        scope = SimulatedSetup.checked(cassette=cassette, seed=seed, record_px=record_px, frames=frames).address()
     microscope = open_scope(scope)
     store = _open_store(out, db)
     with _executor(dask) as executor:

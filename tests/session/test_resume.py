@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
+from gridscout.model import InvalidParameterError
 from gridscout.scope import SimulatedMicroscope
 from gridscout.scope.simsetup import SimulatedSetup
 from gridscout.session.engine import Engine, unfinished_session
@@ -86,7 +87,8 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(uninterrupted, tm
     (tmp_path / "p.toml").write_text(PROTOCOL_TOML)
     session = tmp_path / "session"
     sim = ["--cassette", "1", "--seed", "3", "--record-px", "256", "--frames", "4"]
-    delays = iter(np.random.default_rng(11).uniform(1.5, 12.0, size=4))
+    # Short delays (the run takes 10-30 s): each kill interrupts a run, whatever the machine's speed.
+    delays = iter(np.random.default_rng(11).uniform(1.5, 5.0, size=4))
     kills = 0
     while _state(session) != "finished":
         started = _state(session) is not None
@@ -201,3 +203,16 @@ def test_a_learned_session_resumes_to_the_same_choices(tmp_path):
         first.run()
     Engine(SETUP.microscope(), protocol, tmp_path / "killed", store=first.store, seed=3).run(first.session_id)
     assert _snapshot(tmp_path / "killed") == _snapshot(tmp_path / "plain")
+
+
+@pytest.mark.parametrize("address", ["sim:cassette=13", "sim:record_px=10", "sim:seed", "scope:x=1"])
+def test_a_bad_simulated_microscope_address_is_a_clear_error(address):
+    with pytest.raises(InvalidParameterError, match="simulated microscope"):
+        SimulatedSetup.parse(address)
+
+
+def test_gridscout_run_refuses_a_bad_cassette_in_one_line(tmp_path):
+    (tmp_path / "p.toml").write_text(PROTOCOL_TOML)
+    result = subprocess.run([sys.executable, "-m", "gridscout", "run", str(tmp_path / "p.toml"), "--out",
+                             str(tmp_path / "s"), "--cassette", "13"], capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0 and "cassette" in result.stderr and "Traceback" not in result.stderr

@@ -42,6 +42,11 @@ class SimulatedSetup(BaseModel):
         return "sim:" + ",".join(parts)
 
     @classmethod
+    def checked(cls, **options: object) -> SimulatedSetup:
+        """The setup of `options`; raises InvalidParameterError, in plain words, on a bad value."""
+        return cls._validated(options, "setting")
+
+    @classmethod
     def parse(cls, address: str) -> SimulatedSetup:
         """Read ``sim`` or ``sim:key=value,...``; raises InvalidParameterError on anything else."""
         scheme, _, options = address.partition(":")
@@ -49,9 +54,17 @@ class SimulatedSetup(BaseModel):
             raise InvalidParameterError(f"{address!r} is not a simulated microscope address (sim:key=value,...)")
         try:
             pairs = dict(item.split("=", 1) for item in options.split(",") if item)
-            return cls.model_validate(pairs)
-        except (ValueError, ValidationError) as err:
-            raise InvalidParameterError(f"bad simulated microscope address {address!r}: {err}") from None
+        except ValueError:
+            raise InvalidParameterError(f"bad simulated microscope address {address!r}: use sim:key=value,...") from None
+        return cls._validated(pairs, f"address {address!r}")
+
+    @classmethod
+    def _validated(cls, options: dict[str, object], what: str) -> SimulatedSetup:
+        try:
+            return cls.model_validate(options)
+        except ValidationError as err:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+            raise InvalidParameterError(f"bad simulated microscope {what} ({problems})") from None
 
     def microscope(self) -> SimulatedMicroscope:
         """A fresh simulated microscope of this setup; the same setup gives the same microscope."""

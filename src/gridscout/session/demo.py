@@ -13,12 +13,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-
-from ..scope.presets import default_presets
-from ..scope.protocol import PresetName
-from ..scope.simulated import SimulatedMicroscope
-from ..sim.cassette import VirtualCassette, check_seed
+from ..scope.simsetup import SimulatedSetup
+from ..sim.cassette import check_seed
 from .engine import Engine
 from .protocol import EXAMPLES, load_protocol
 from .report import write_report
@@ -33,11 +29,8 @@ def run_demo(*, seed: int = 0, out: Path = Path("gridscout-demo"), grids: int = 
     """Screen `grids` simulated grids into `out`; returns the report's path."""
     check_seed(seed)
     started = time.perf_counter()
-    presets = default_presets()
-    presets[PresetName.RECORD] = presets[PresetName.RECORD].model_copy(
-        update={"shape": (DEMO_RECORD_PX, DEMO_RECORD_PX), "frames": DEMO_FRAMES})
-    scope = SimulatedMicroscope(VirtualCassette.random(grids, seed=seed), presets=presets,
-                                rng=np.random.default_rng(seed))
+    setup = SimulatedSetup.checked(cassette=grids, seed=seed, record_px=DEMO_RECORD_PX, frames=DEMO_FRAMES)
+    scope = setup.microscope()
     screening = load_protocol(EXAMPLES / "screening.toml")
     protocol = screening.model_copy(update={
         "name": "demo",
@@ -47,7 +40,7 @@ def run_demo(*, seed: int = 0, out: Path = Path("gridscout-demo"), grids: int = 
         "grids": {},
     })
     say(f"GridScout demo: screening {grids} simulated grids (seed {seed}) into {out}")
-    engine = Engine(scope, protocol, out, say=say, seed=seed)
+    engine = Engine(scope, protocol, out, say=say, seed=seed, scope_address=setup.address())  # resumable
     session_id = engine.run()
     report = write_report(engine.store, out, session_id=session_id)
     say(f"report: {report}")
