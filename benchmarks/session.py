@@ -11,16 +11,19 @@ prints:
   truth-good fraction of exposures in the grid's best squares), and how many agree;
 - the assessment's verdicts against each exposure's truth verdict;
 - the engine's own overhead per exposure: the wall time not spent in the microscope,
-  in targeting, in assessment or in writing image files, divided by the exposures.
+  in targeting, waiting for assessments or writing image files, divided by the exposures.
+  Assessments run on the in-process executor's threads while the engine goes on
+  (an exposure is assessed while the next is taken), so the engine's waits are timed.
 """
 
 from __future__ import annotations
 
 import argparse
 import tempfile
+import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from sqlalchemy import select
@@ -35,20 +38,24 @@ from gridscout.sim.verdict import grid_verdict_truth
 
 SCOPE_METHODS = ("load_grid", "unload_grid", "cassette", "set_preset", "move_stage", "stage", "image_shift",
                  "set_defocus", "autofocus", "acquire", "acquire_montage", "wait_drift", "state")
-PROCESSING = ("find_squares", "score_squares", "find_holes", "score_holes", "group_squares", "pick_per_group",
-              "assessment_record")
+PROCESSING = ("find_squares", "score_squares", "find_holes", "score_holes", "group_squares", "pick_per_group")
 FILE_WRITES = ("save_image", "save_movie")
 
 
 class Stopwatch:
-    """Time spent inside wrapped calls, counted once when they nest (a montage moves the stage)."""
+    """Time spent inside wrapped calls on the engine's thread, counted once when they nest (a
+    montage moves the stage). Assessments run on the executor's threads meanwhile; what the
+    engine waits for them is timed where it waits (`time_outcomes`)."""
 
     def __init__(self) -> None:
         self.seconds: Counter[str] = Counter()
         self._depth = 0
+        self._main = threading.get_ident()
 
     def wrap(self, category: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         def timed(*args: Any, **kwargs: Any) -> Any:
+            if threading.get_ident() != self._main:
+                return fn(*args, **kwargs)
             self._depth += 1
             started = time.perf_counter()
             try:
@@ -58,6 +65,24 @@ class Stopwatch:
                 if self._depth == 0:
                     self.seconds[category] += time.perf_counter() - started
         return timed
+
+    def time_outcomes(self, executor: Any) -> None:
+        """Count the engine's waits for assessment outcomes as processing."""
+        outcomes = executor.outcomes
+
+        def timed_outcomes(*args: Any, **kwargs: Any) -> Iterator[Any]:
+            stream = outcomes(*args, **kwargs)
+            while True:
+                started = time.perf_counter()
+                try:
+                    item = next(stream)
+                except StopIteration:
+                    return
+                finally:
+                    self.seconds["processing"] += time.perf_counter() - started
+                yield item
+
+        executor.outcomes = timed_outcomes
 
 
 def instrument(scope: Any, watch: Stopwatch, truths: dict[str, bool]) -> None:
@@ -100,6 +125,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         engine = Engine(scope, load_protocol(EXAMPLES / "screening.toml"), folder, seed=args.seed,
                         scope_address=setup.address())
+        watch.time_outcomes(engine.executor)
         started = time.perf_counter()
         engine.run()
         wall = time.perf_counter() - started

@@ -2,6 +2,7 @@
 
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -52,6 +53,37 @@ def test_in_process_contract(tmp_path):
     with connect(None) as executor:
         assert isinstance(executor, InProcessExecutor)
         _contract(executor, tmp_path)
+
+
+def test_in_process_contract_without_threads(tmp_path):
+    with InProcessExecutor(threads=0) as executor:
+        _contract(executor, tmp_path)
+
+
+def test_threads_start_tasks_at_submission_and_hand_outcomes_back_in_submission_order():
+    started, release = threading.Event(), threading.Event()
+
+    def first() -> str:
+        started.set()
+        release.wait(10)
+        return "first"
+
+    with InProcessExecutor(threads=2) as executor:
+        executor.submit(first, key="first")
+        executor.submit(square, 3, key="second")
+        assert started.wait(10)  # running before anyone asked for outcomes
+        release.set()
+        outcomes = list(executor.outcomes(timeout_s=10))
+    assert [(o.key, o.value) for o in outcomes] == [("first", "first"), ("second", 9)]
+
+
+def test_a_threaded_task_past_the_timeout_comes_back_failed():
+    with InProcessExecutor(threads=1) as executor:
+        executor.submit(time.sleep, 1.0, key="stuck")
+        [outcome] = list(executor.outcomes(timeout_s=0.1))
+    assert not outcome.ok and "no result within" in outcome.error
+    with pytest.raises(ValueError, match="threads"):
+        InProcessExecutor(threads=-1)
 
 
 def test_duplicate_keys_and_bad_addresses_are_refused():

@@ -6,11 +6,16 @@ import time
 import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
 
 DEFAULT_RETRIES = 2
 """Extra attempts after a task's first failure (a worker lost mid-task counts as one)."""
+LOCAL_THREADS = 2
+"""Threads of the default in-process executor: one exposure assessed while the next is taken.
+More gain little where assessments are bound by memory bandwidth (BENCHMARKS.md, compute)."""
 
 
 class ComputeAddressError(ValueError):
@@ -109,27 +114,66 @@ class Executor(ABC):
 
 
 class InProcessExecutor(Executor):
-    """Runs each task in this process, one after the other, when outcomes are asked for."""
+    """Runs tasks in this process: on `threads` threads from submission, or one by one when asked.
+
+    With threads, a task starts as soon as it is submitted, so an exposure is assessed
+    while the microscope takes the next one (NumPy and SciPy's FFTs release the GIL).
+    Outcomes come in submission order either way, so what a caller records does not
+    depend on which thread finished first.
+
+    Parameters
+    ----------
+    retries : int
+        Extra attempts after a failure.
+    threads : int
+        Tasks run at once; 0 runs each task inside `outcomes`, in the caller's thread.
+    """
+
+    def __init__(self, retries: int = DEFAULT_RETRIES, *, threads: int = 0) -> None:
+        super().__init__(retries)
+        if threads < 0:
+            raise ValueError(f"threads must be >= 0, got {threads}")
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="gridscout-task") if threads else None
+        self._futures: dict[str, Future] = {}
+
+    def _start(self, key: str) -> None:
+        if self._pool is not None:
+            task = self._tasks[key]
+            self._futures[key] = self._pool.submit(self._attempts, task)
 
     def outcomes(self, timeout_s: float | None = None) -> Iterator[TaskOutcome]:
-        started = time.perf_counter()
+        deadline = None if timeout_s is None else time.perf_counter() + timeout_s
         for key in list(self._tasks):
-            if timeout_s is not None and time.perf_counter() - started > timeout_s:
+            left = None if deadline is None else deadline - time.perf_counter()
+            if left is not None and left <= 0 and not self._done(key):
+                self._futures.pop(key, None)  # a running thread cannot be stopped; its result is dropped
                 yield self._finish(key, error=f"TimeoutError: no result within {timeout_s:g} s")
                 continue
-            yield self._run(key)
+            future = self._futures.pop(key, None)
+            try:
+                value, error = future.result(timeout=left) if future else self._attempts(self._tasks[key])
+            except FutureTimeout:
+                yield self._finish(key, error=f"TimeoutError: no result within {timeout_s:g} s")
+                continue
+            yield self._finish(key, value=value, error=error, where="in-process")
 
-    def _run(self, key: str) -> TaskOutcome:
-        task = self._tasks[key]
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _done(self, key: str) -> bool:
+        future = self._futures.get(key)
+        return future is not None and future.done()
+
+    def _attempts(self, task: _Task) -> tuple[Any, str | None]:
+        """Run `task` until it succeeds or its retries are spent: (value, None) or (None, error)."""
         while True:
             task.attempts += 1
             try:
-                value = task.fn(*task.args, **task.kwargs)
+                return task.fn(*task.args, **task.kwargs), None
             except Exception as err:  # noqa: BLE001 - any task error becomes a failed outcome
                 if task.attempts > self.retries:
-                    return self._finish(key, error=_describe(err), where="in-process")
-            else:
-                return self._finish(key, value=value, where="in-process")
+                    return None, _describe(err)
 
 
 class DaskExecutor(Executor):
@@ -210,7 +254,7 @@ def connect(address: str | None, *, retries: int = DEFAULT_RETRIES) -> Executor:
     Parameters
     ----------
     address : str or None
-        None, ``""`` or ``"local"``: in this process. ``"local:N"``: a
+        None, ``""`` or ``"local"``: in this process, on `LOCAL_THREADS` threads. ``"local:N"``: a
         `distributed.LocalCluster` of N single-threaded worker processes, started here
         and stopped on `close`. ``"tcp://host:8786"`` (or ``tls://``, ``ucx://``): an
         existing Dask scheduler, for example one started by dask-jobqueue on Slurm.
@@ -223,7 +267,7 @@ def connect(address: str | None, *, retries: int = DEFAULT_RETRIES) -> Executor:
         An address of another form, or Dask not installed.
     """
     if not address or address == "local":
-        return InProcessExecutor(retries)
+        return InProcessExecutor(retries, threads=LOCAL_THREADS)
     if address.startswith("local:"):
         workers = _worker_count(address)
         distributed = _import_distributed(address)
