@@ -192,3 +192,25 @@ def test_learned_selection_visits_the_protocols_count_chosen_by_the_plan(tmp_pat
     with engine.store.transaction() as tx:
         states = [s.state for s in tx.scalars(select(SquareRow))]
     assert states.count("visited") == 2 and states.count("selected") > 2  # candidates left for later
+
+
+def test_ice_feedback_moves_to_darker_squares_after_thin_ice(tmp_path):
+    """On a grid blotted thin, the squares after the first are darker on the atlas, by a recorded decision."""
+    protocol = {**PROTOCOL, "squares": {"method": "top", "count": 3}, "stop": {"grid_first_squares_all_bad": 5}}
+    engine = Engine(_scope(["empty"], 11), Protocol.model_validate(protocol), tmp_path, seed=11)
+    engine.run()
+    with engine.store.transaction() as tx:
+        squares = {s.id: s for s in tx.scalars(select(SquareRow))}
+        order = [squares[square_id] for square_id, in tx.execute(
+            select(HoleRow.square_id).join(ExposureRow, ExposureRow.hole_id == HoleRow.id)
+            .group_by(HoleRow.square_id).order_by(func.min(ExposureRow.scope_time_s)))]
+        first_ice = [record["ice_thickness_nm"] for record, in tx.execute(
+            select(AssessmentRow.record).select_from(AssessmentRow)
+            .join(ExposureRow, ExposureRow.id == AssessmentRow.exposure_id)
+            .join(HoleRow, HoleRow.id == ExposureRow.hole_id).where(HoleRow.square_id == order[0].id))
+            if record.get("ice_thickness_nm") is not None]
+        choices = list(tx.scalars(select(DecisionRow).where(DecisionRow.kind == "choose_square")))
+    assert [s.state for s in squares.values()].count("visited") == 3
+    assert np.median(first_ice) < engine.protocol.target_ice_nm / 2  # the grid's top square is too thin
+    assert choices and {c.target for c in choices} <= {s.label for s in order[1:]}
+    assert all(s.features["brightness"] < order[0].features["brightness"] for s in order[1:])

@@ -9,9 +9,10 @@ import pytest
 
 from gridscout.model import FileFormatError, InvalidParameterError
 from gridscout.session.train_cli import train_square_ranker
-from gridscout.session.training import GOOD_SQUARE_QUALITY, square_examples, simulated_atlases
+from gridscout.session.training import GOOD_SQUARE_QUALITY, simulated_atlases, square_examples
 from gridscout.targeting.grouping import group_squares, pick_per_group, top_n
-from gridscout.targeting.ranking import TreeEnsemble, score_squares
+from gridscout.targeting.holes import Hole, HoleSet
+from gridscout.targeting.ranking import TreeEnsemble, hole_typicality, score_squares
 from gridscout.targeting.squares import FEATURE_NAMES
 from gridscout.targeting.train import roc_auc
 
@@ -79,3 +80,20 @@ def test_groups_by_size_and_brightness_and_picks_n_per_group(rng):
     assert top_n(scores, 3) == [59, 58, 57]
     with pytest.raises(InvalidParameterError):
         group_squares(bright, 0, rng=rng)
+
+
+def _holes_with_contrast(values: list[float]) -> HoleSet:
+    return HoleSet([Hole((10.0 * i, 0.0), (4.0, 4.0), 0.0, False, {"contrast_rel": v}) for i, v in enumerate(values)])
+
+
+def test_hole_typicality_puts_outlying_holes_last(rng):
+    bulk = list(1.0 + 0.05 * rng.standard_normal(40))
+    weights = hole_typicality(_holes_with_contrast([*bulk, 1.3, 0.6]))  # an empty hole, a thick one
+    assert weights[-2] < 0.2 and weights[-1] < 0.2
+    assert np.median(weights[:-2]) > 0.8
+    assert weights[:-2].min() > weights[-2:].max()
+
+
+def test_hole_typicality_is_neutral_without_enough_holes_or_spread():
+    assert np.all(hole_typicality(_holes_with_contrast([1.0, 1.5, 0.4])) == 1.0)
+    assert np.all(hole_typicality(_holes_with_contrast([1.0] * 8)) == 1.0)

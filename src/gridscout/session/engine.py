@@ -42,10 +42,11 @@ from ..scope.protocol import Microscope
 from ..scope.timing import TimingModel
 from ..targeting.grouping import GROUP_FEATURES, group_squares, pick_per_group, top_n
 from ..targeting.holes import find_holes
-from ..targeting.ranking import score_holes, score_squares
+from ..targeting.ranking import hole_typicality, score_holes, score_squares
 from ..targeting.register import shift_onto_map_target
 from ..targeting.squares import find_squares
 from .adaptive import AdaptivePlan
+from .ice_feedback import best_square, calibrate, ice_fitness
 from .layout import grid_folder, save_image, save_movie
 from .processing import event_from_outcome
 from .protocol import Protocol
@@ -311,7 +312,57 @@ class Engine:
         if p.squares.method == "learned":
             label = self._plan(grid, rows).next_square()
             return next((r for r in waiting if r.label == label), None)
+        if p.squares.ice_feedback:
+            chosen = self._ice_choice(grid, rows, waiting)
+            if chosen is not None:
+                return chosen
         return min(waiting, key=lambda r: (-r.score, r.label))
+
+    def _ice_choice(self, grid: _GridState, rows: list[SquareRow], waiting: list[SquareRow]) -> SquareRow | None:
+        """The usable square whose predicted ice best suits the target, once visited squares calibrate it.
+
+        A square chosen from outside the selection takes the place of the selected square
+        that suits least, so the grid still visits the protocol's number of squares.
+        """
+        p = grid.protocol
+        calibration = calibrate(self._ice_points(grid, rows))
+        if calibration is None:
+            return None
+        candidates = [r for r in rows if r.state in ("selected", "found") and "brightness" in r.features
+                      and not r.features.get("partial") and r.score >= p.squares.min_score]
+        if not candidates:
+            return None
+        target = p.target_ice_nm
+        chosen = candidates[best_square([(r.score, r.features["brightness"]) for r in candidates], calibration, target)]
+        if chosen.state == "selected":
+            return chosen
+        suits = {r.id: r.score * ice_fitness(calibration.ice_nm(r.features.get("brightness", 0.0)), target)
+                 for r in waiting}
+        dropped = min(waiting, key=lambda r: (suits[r.id], r.label))
+        with self.store.transaction() as tx:
+            tx.get(SquareRow, chosen.id).state = "selected"
+            tx.get(SquareRow, dropped.id).state = "found"
+        self._decide(grid.row_id, f"{grid.slot}/{chosen.label}/ice", "choose_square", chosen.label, [
+            f"ice feedback from {calibration.points} visited square(s): {chosen.label} should give "
+            f"{calibration.ice_nm(chosen.features['brightness']):.0f} nm (target {target:.0f} nm), in place of "
+            f"{dropped.label} ({calibration.ice_nm(dropped.features.get('brightness', 0.0)):.0f} nm)"])
+        return chosen
+
+    def _ice_points(self, grid: _GridState, rows: list[SquareRow]) -> list[tuple[float, float]]:
+        """(atlas brightness, median measured ice) of each visited square whose exposures measured ice."""
+        visited = {r.id: r for r in rows if r.state == "visited" and "brightness" in r.features}
+        if not visited:
+            return []
+        with self.store.transaction() as tx:
+            records = tx.execute(select(HoleRow.square_id, AssessmentRow.record)
+                                 .join(ExposureRow, ExposureRow.hole_id == HoleRow.id)
+                                 .join(AssessmentRow, AssessmentRow.exposure_id == ExposureRow.id)
+                                 .where(HoleRow.square_id.in_(visited))).all()
+        ice: dict[str, list[float]] = {}
+        for square_id, record in records:
+            if record.get("ice_thickness_nm") is not None:
+                ice.setdefault(square_id, []).append(float(record["ice_thickness_nm"]))
+        return [(visited[k].features["brightness"], float(np.median(v))) for k, v in sorted(ice.items())]
 
     def _plan(self, grid: _GridState, squares: list[SquareRow]) -> AdaptivePlan:
         """The session model and planner over what the store holds of this grid (same answers on resume)."""
@@ -434,7 +485,8 @@ class Engine:
         p = grid.protocol
         image = self.scope.acquire(p.presets.square)
         found = find_holes(image.data)
-        scores = [s.value for s in score_holes(found)] if found else []
+        # The prior times typicality: the ranker alone puts empty holes (the brightest) first.
+        scores = list(np.array([s.value for s in score_holes(found)]) * hole_typicality(found)) if found else []
         order = np.argsort([-s for s in scores], kind="stable")
         pixel_um = image.pixel_size_angstrom * 1e-4
         rows = []

@@ -50,6 +50,12 @@ class SquareSelection(_Part):
     per_group: int = Field(2, ge=1, le=50, description="n, for method 'groups'")
     count: int = Field(4, ge=1, le=500, description="squares to visit, for 'top' and 'learned'")
     min_score: float = Field(0.0, ge=0, le=1, description="squares scoring below are never visited")
+    ice_feedback: bool = Field(
+        True, description="groups and top: once a square's exposures are assessed, each next square is the usable "
+                          "one whose ice, predicted from its atlas brightness calibrated on the squares visited, "
+                          "best suits target_ice_nm (times its score); it takes the place of a selected square")
+    target_ice_nm: float | None = Field(None, gt=0, description="ice wanted by ice_feedback; None: the geometric "
+                                                                "mean of quality.min_ice_nm and max_ice_nm")
 
     @property
     def total(self) -> int:
@@ -207,6 +213,14 @@ class Protocol(_Part):
                 base = getattr(self, section)
                 changes[section] = type(base).model_validate({**base.model_dump(), **given})
         return self.model_copy(update=changes)
+
+    @property
+    def target_ice_nm(self) -> float:
+        """The ice thickness square choice aims at (nm): the protocol's, else the middle of the good range."""
+        given = self.squares.target_ice_nm
+        if given is not None:
+            return given
+        return math.sqrt(max(self.quality.min_ice_nm, 1.0) * self.quality.max_ice_nm)  # a 0 nm minimum counts as 1
 
     def runs_slot(self, slot: int) -> bool:
         """True when the protocol screens this slot."""

@@ -103,6 +103,44 @@ def score_holes(found: HoleSet, model: TreeEnsemble | None = None) -> list[Score
     return _scores(model or packaged_hole_model(), HOLE_FEATURES, found.feature_matrix(), found.holes)
 
 
+TYPICAL_WIDTH = 2.0
+"""Robust z-score (in MADs scaled to sigma) at which `hole_typicality` falls to exp(-1/2)."""
+
+
+def hole_typicality(found: HoleSet) -> npt.NDArray[np.float64]:
+    """How typical each hole's contrast with its film ring is among the image's holes, in (0, 1].
+
+    Empty holes (no ice, no particles) are the brightest in a square image and
+    contaminated or thick ones the darkest; both stand apart from the bulk of a square's
+    holes, whose ice follows the square's. A hole at the median contrast scores 1 and
+    one `TYPICAL_WIDTH` robust standard deviations away exp(-1/2).
+
+    Parameters
+    ----------
+    found : HoleSet
+
+    Returns
+    -------
+    (N,) ndarray of float
+        One weight per hole of `found`, in its order; all 1 with fewer than 5 holes.
+
+    Examples
+    --------
+    >>> from gridscout.targeting.holes import HoleSet
+    >>> hole_typicality(HoleSet([])).shape
+    (0,)
+    """
+    contrast = np.array([h.features.get("contrast_rel", np.nan) for h in found.holes], dtype=float)
+    if len(contrast) < 5 or not np.isfinite(contrast).any():
+        return np.ones(len(contrast))
+    median = np.nanmedian(contrast)
+    spread = 1.4826 * np.nanmedian(np.abs(contrast - median))
+    if not spread > 0:
+        return np.ones(len(contrast))
+    z = np.nan_to_num((contrast - median) / spread, nan=0.0)
+    return np.exp(-0.5 * (z / TYPICAL_WIDTH) ** 2)
+
+
 def _scores(model: TreeEnsemble, names: tuple[str, ...], matrix: npt.NDArray[np.float64], items: list) -> list[Score]:
     if model.features != names:
         raise FileFormatError(f"model {model.version} expects features {model.features}, not {names}")
