@@ -11,7 +11,8 @@ prints:
   truth-good fraction of exposures in the grid's best squares), and how many agree;
 - the assessment's verdicts against each exposure's truth verdict;
 - the engine's own overhead per exposure: the wall time not spent in the microscope,
-  in targeting, waiting for assessments or writing image files, divided by the exposures.
+  in targeting (finding, ranking, registering a hole image on its square image), waiting
+  for assessments or reading and writing image files, divided by the exposures.
   Assessments run on the in-process executor's threads while the engine goes on
   (an exposure is assessed while the next is taken), so the engine's waits are timed.
 """
@@ -38,8 +39,9 @@ from gridscout.sim.verdict import grid_verdict_truth
 
 SCOPE_METHODS = ("load_grid", "unload_grid", "cassette", "set_preset", "move_stage", "stage", "image_shift",
                  "set_defocus", "autofocus", "acquire", "acquire_montage", "wait_drift", "state")
-PROCESSING = ("find_squares", "score_squares", "find_holes", "score_holes", "group_squares", "pick_per_group")
-FILE_WRITES = ("save_image", "save_movie")
+PROCESSING = ("find_squares", "score_squares", "find_holes", "score_holes", "hole_typicality", "group_squares",
+              "pick_per_group", "shift_onto_map_target")
+FILE_WRITES = ("save_image", "save_movie", "read_mrc")  # read_mrc: the square image a hole is registered on
 
 
 class Stopwatch:
@@ -144,7 +146,7 @@ def report(args: argparse.Namespace, wall: float, scope_s: float, watch: Stopwat
     spent = ", ".join(f"{k} {v:.0f} s" for k, v in watch.seconds.most_common())
     print(f"wall time spent: {spent}, engine {overhead:.1f} s")
     print(f"engine overhead per exposure: {1000 * overhead / max(n, 1):.0f} ms "
-          f"({1000 * (overhead + watch.seconds['files']) / max(n, 1):.0f} ms with image file writes)")
+          f"({1000 * (overhead + watch.seconds['files']) / max(n, 1):.0f} ms with image files)")
     pairs = Counter((verdict, truths.get(key)) for key, verdict in assessed)
     print("assessment verdict vs truth (good / not good):",
           ", ".join(f"{v} & {'good' if t else 'not good'}: {c}" for (v, t), c in sorted(pairs.items(), key=str)))

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from ..compute import Executor, connect
@@ -243,14 +243,14 @@ class Engine:
         """The atlas step (unless recorded); leaves the grid when it selected no square."""
         with self.store.transaction() as tx:
             atlas = tx.scalar(select(func.count()).where(ImageRow.grid_id == grid.row_id, ImageRow.level == "atlas"))
-            rows = list(tx.scalars(select(SquareRow).where(SquareRow.grid_id == grid.row_id)))
+            chosen = tx.scalar(select(func.count()).where(SquareRow.grid_id == grid.row_id, SquareRow.state != "found"))
         reason = "none passed the selection"
         if not atlas:
-            rows, reason = self._acquire_atlas(grid)
-        if not any(r.state != "found" for r in rows):
+            chosen, reason = self._acquire_atlas(grid)
+        if not chosen:
             raise _LeaveGrid(f"the atlas shows no usable square ({reason})")
 
-    def _acquire_atlas(self, grid: _GridState) -> tuple[list[SquareRow], str]:
+    def _acquire_atlas(self, grid: _GridState) -> tuple[int, str]:
         p = grid.protocol
         self._reseed(f"{grid.slot}/atlas")
         atlas = self.scope.acquire_montage(p.presets.atlas, p.atlas.tiles)
@@ -258,21 +258,20 @@ class Engine:
         scores = [s.value for s in score_squares(found)] if found else []
         chosen = set(self._select_squares(found, scores, p, grid.rng)) if found else set()
         rows = []
+        for i, (square, score) in enumerate(zip(found.squares, scores, strict=True)):
+            x, y = atlas.geometry.pixel_to_stage(np.array(square.centre_px))
+            rows.append({"grid_id": grid.row_id, "label": f"sq{i:04d}", "centre_px": list(square.centre_px),
+                         "stage_x_um": float(x), "stage_y_um": float(y), "score": float(score),
+                         "features": square.features, "state": "selected" if i in chosen else "found"})
         with self.store.transaction() as tx:
             atlas_id = self._save(tx, grid, atlas, "atlas", None)
-            for i, (square, score) in enumerate(zip(found.squares, scores, strict=True)):
-                x, y = atlas.geometry.pixel_to_stage(np.array(square.centre_px))
-                row = SquareRow(grid_id=grid.row_id, image_id=atlas_id, label=f"sq{i:04d}",
-                                centre_px=list(square.centre_px), stage_x_um=float(x), stage_y_um=float(y),
-                                score=float(score), features=square.features,
-                                state="selected" if i in chosen else "found")
-                tx.add(row)
-                rows.append(row)
+            if rows:  # one multi-row insert: an atlas holds hundreds of squares
+                tx.execute(insert(SquareRow), [{**row, "image_id": atlas_id} for row in rows])
             self.store.append_event(tx, self.session_id, "squares_found",
                                     {"grid_id": grid.row_id, "found": len(rows), "selected": len(chosen)},
                                     scope_time_s=self._now())
         self.say(f"[{_clock(self._now())}] atlas: {len(rows)} squares, {len(chosen)} selected")
-        return rows, found.reason or "none passed the selection"
+        return len(chosen), found.reason or "none passed the selection"
 
     def _select_squares(self, found: Any, scores: list[float], p: Protocol, rng: np.random.Generator) -> list[int]:
         usable = [i for i, s in enumerate(found.squares) if not s.partial and scores[i] >= p.squares.min_score]
@@ -489,29 +488,27 @@ class Engine:
         scores = list(np.array([s.value for s in score_holes(found)]) * hole_typicality(found)) if found else []
         order = np.argsort([-s for s in scores], kind="stable")
         pixel_um = image.pixel_size_angstrom * 1e-4
-        rows = []
+        rows, selected = [], 0
+        for rank, i in enumerate(order):
+            hole = found.holes[i]
+            x, y = image.geometry.pixel_to_stage(np.array(hole.centre_px))
+            radius_um = float(np.mean(hole.axes_px)) * pixel_um
+            usable = not hole.partial and scores[i] >= p.holes.min_score and 2 * radius_um <= p.holes.max_diameter_um
+            chosen = usable and selected < p.holes.per_square
+            selected += chosen
+            rows.append({"square_id": square.id, "label": f"h{rank:04d}", "centre_px": list(hole.centre_px),
+                         "stage_x_um": float(x), "stage_y_um": float(y), "radius_um": radius_um,
+                         "score": float(scores[i]), "features": hole.features,
+                         "state": "selected" if chosen else "found"})
         with self.store.transaction() as tx:
             image_id = self._save(tx, grid, image, f"squares/{square.label}", square.image_id)
             tx.get(SquareRow, square.id).square_image_id = image_id
-            for rank, i in enumerate(order):
-                hole = found.holes[i]
-                x, y = image.geometry.pixel_to_stage(np.array(hole.centre_px))
-                radius_um = float(np.mean(hole.axes_px)) * pixel_um
-                usable = (not hole.partial and scores[i] >= p.holes.min_score
-                          and 2 * radius_um <= p.holes.max_diameter_um)
-                selected = usable and sum(r.state == "selected" for r in rows) < p.holes.per_square
-                row = HoleRow(square_id=square.id, image_id=image_id, label=f"h{rank:04d}",
-                              centre_px=list(hole.centre_px), stage_x_um=float(x), stage_y_um=float(y),
-                              radius_um=radius_um, score=float(scores[i]),
-                              features=hole.features, state="selected" if selected else "found")
-                tx.add(row)
-                rows.append(row)
+            if rows:  # one multi-row insert: a square image holds hundreds of holes
+                tx.execute(insert(HoleRow), [{**row, "image_id": image_id} for row in rows])
             self.store.append_event(tx, self.session_id, "holes_found",
-                                    {"square": square.label, "found": len(rows),
-                                     "selected": sum(r.state == "selected" for r in rows)},
+                                    {"square": square.label, "found": len(rows), "selected": selected},
                                     scope_time_s=self._now())
-        self.say(f"[{_clock(self._now())}] {square.label}: {len(rows)} holes, "
-                 f"{sum(r.state == 'selected' for r in rows)} selected")
+        self.say(f"[{_clock(self._now())}] {square.label}: {len(rows)} holes, {selected} selected")
 
     # ------------------------------------------------------------------ exposures
     def _expose_hole(self, grid: _GridState, square: SquareRow, hole: HoleRow) -> list[str]:
