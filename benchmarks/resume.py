@@ -114,6 +114,12 @@ def main() -> None:
     differing = [k for k in expected if expected[k] != got[k]]
     print(f"final store equals the uninterrupted run's: {not differing}"
           + (f" (differs in {', '.join(differing)})" if differing else ""))
+    for name in differing:  # what differs, entry by entry, to find the step that was not idempotent
+        plain_items, killed_items = expected[name], got[name]
+        if isinstance(plain_items, list):
+            for a, b in zip(plain_items, killed_items, strict=False):
+                if a != b:
+                    print(f"  {name}: uninterrupted {a}\n  {' ' * len(name)}  with kills    {b}")
     print(f"microscope time: {plain_scope_s / 60:.1f} min uninterrupted, {killed_scope_s / 60:.1f} min with restarts")
 
 
