@@ -338,13 +338,14 @@ class Engine:
         suits = {r.id: r.score * ice_fitness(calibration.ice_nm(r.features.get("brightness", 0.0)), target)
                  for r in waiting}
         dropped = min(waiting, key=lambda r: (suits[r.id], r.label))
-        with self.store.transaction() as tx:
-            tx.get(SquareRow, chosen.id).state = "selected"
-            tx.get(SquareRow, dropped.id).state = "found"
+        # The decision first: after a crash between the two, the swap is redone and the decision kept once.
         self._decide(grid.row_id, f"{grid.slot}/{chosen.label}/ice", "choose_square", chosen.label, [
             f"ice feedback from {calibration.points} visited square(s): {chosen.label} should give "
             f"{calibration.ice_nm(chosen.features['brightness']):.0f} nm (target {target:.0f} nm), in place of "
             f"{dropped.label} ({calibration.ice_nm(dropped.features.get('brightness', 0.0)):.0f} nm)"])
+        with self.store.transaction() as tx:
+            tx.get(SquareRow, chosen.id).state = "selected"
+            tx.get(SquareRow, dropped.id).state = "found"
         return chosen
 
     def _ice_points(self, grid: _GridState, rows: list[SquareRow]) -> list[tuple[float, float]]:
