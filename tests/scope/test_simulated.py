@@ -120,6 +120,18 @@ def test_reseeded_steps_give_the_same_images_whatever_came_before(scope):
     assert not np.array_equal(scope.acquire(PresetName.VIEW).data, first)
 
 
+def test_a_drift_wait_of_any_length_leaves_the_steps_images_unchanged(scope):
+    """Waits after a fresh move take more drift checks than waits after settling; the image must not care."""
+    images = []
+    for settle_s in (0.0, 120.0):
+        scope.move_stage(60.0, 60.0)
+        scope.clock.advance(settle_s)
+        scope.reseed("shot")
+        scope.wait_drift()
+        images.append(scope.acquire(PresetName.VIEW).data)
+    np.testing.assert_array_equal(images[0], images[1])
+
+
 def test_z_only_moves_keep_the_x_y_error(scope):
     scope.move_stage(100.0, 100.0)
     image = scope.acquire(PresetName.VIEW)

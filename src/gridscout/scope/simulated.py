@@ -82,6 +82,7 @@ class SimulatedMicroscope:
     ) -> None:
         self._cassette = cassette
         self._rng = rng
+        self._drift_noise = rng  # its own stream once reseeded: see `reseed`
         self._seed_sequence = rng.bit_generator.seed_seq
         self._calibration_error = np.zeros((2, 2))
         self.clock = clock or VirtualClock()
@@ -132,9 +133,12 @@ class SimulatedMicroscope:
         """Draw this step's noise from a stream named `key` (simulator only).
 
         The session engine names each step (``"3/sq0004/h0002/s1"``) before taking it,
-        so the images of a step do not depend on what the microscope did before it.
+        so the images of a step do not depend on what the microscope did before it. Drift
+        checks draw from a stream of their own: how many a wait takes depends on the time
+        since the last move, and must not shift the step's images.
         """
         self._rng = self._stream(key)
+        self._drift_noise = self._stream(f"{key}/drift-checks")
 
     def _stream(self, key: str) -> np.random.Generator:
         words = np.frombuffer(hashlib.blake2b(key.encode(), digest_size=16).digest(), dtype=np.uint32)
@@ -228,7 +232,7 @@ class SimulatedMicroscope:
     def _drift_rate(self) -> float:
         since_move = self.clock.now_s - self._last_move_s
         settle = self.timing.drift_settle_s / math.log(4.0)  # 4 nm/s decays to 1 nm/s in drift_settle_s
-        return float(4.0 * math.exp(-since_move / settle) + abs(self._rng.normal(0, 0.1)))
+        return float(4.0 * math.exp(-since_move / settle) + abs(self._drift_noise.normal(0, 0.1)))
 
     # ------------------------------------------------------------ imaging
     def acquire(self, preset: PresetName | str) -> Image:
