@@ -201,9 +201,7 @@ def _prepared(cropped: npt.NDArray[np.complex64], box: tuple[int, int]) -> npt.N
     with the specimen and would pull every shift towards zero.
     """
     binned = scipy.fft.irfft2(cropped, s=box)
-    background = scipy.fft.irfft2(cropped * _wide_gaussian(box), s=box)
-    flat = binned / np.maximum(background, 1e-6 * float(np.abs(background).max() or 1.0)) - 1
-    return scipy.fft.rfft2((flat * _taper(box)).astype(np.float32)).astype(np.complex64)
+    return _flattened(binned, scipy.fft.irfft2(cropped * _wide_gaussian(box), s=box))
 
 
 @functools.lru_cache(maxsize=4)
