@@ -1,15 +1,23 @@
 """A fast particle picker at a known diameter: difference of Gaussians, threshold from the image.
 
-The micrograph is binned so that a particle spans about 16 px, flattened (a wide
+The micrograph is binned so that the filter spans about 16 px, flattened (a wide
 Gaussian background removed) and filtered with a difference of Gaussians tuned to a
-disc of the expected diameter, which approximates the Laplacian of Gaussian at that
-scale. Local maxima of the response at least 0.8 diameters apart are candidates; the
-threshold is the response's median plus a number of robust standard deviations of
-the background (1.4826 x the median absolute deviation of the values below the
-median, which particles do not reach), so it adapts to dose and contrast without a
-per-grid setting; the number grows slowly with the area searched
-(`detection_threshold`) so that pure shot noise gives no picks. Particles are taken as darker
-than the ice (phase contrast under focus); pass ``dark=False`` for inverted images.
+disc, which approximates the Laplacian of Gaussian at that scale. The response is put
+in robust standard deviations of the background (1.4826 x the median absolute
+deviation of the values below the median, which particles do not reach).
+
+The threshold comes from the image's own background, not from a noise model: peaks of
+the *negated* response (bright blobs of particle size) are what the background alone
+gives, since ice, shot noise and a denoiser's texture are as likely bright as dark
+while particles are dark (phase contrast under focus). The threshold is the lowest at
+which these mirror peaks number at most `FALSE_FRACTION` of the dark peaks (and never
+above `detection_threshold`, the level pure shot noise does not reach), and the count
+is the dark peaks above it minus the mirror peaks above it. The expected diameter is
+the particle's largest; projections of real particles are darker in a smaller core, so
+the filter is tried at `FILTER_SCALES` of it, and a smaller scale replaces the larger
+only when it counts more by over three standard errors (a count of D - B has variance about
+D + B), since a filter smaller than the particle can split one particle into several peaks.
+Pass ``dark=False`` for inverted images.
 """
 
 from __future__ import annotations
@@ -24,10 +32,19 @@ from scipy.ndimage import gaussian_filter, maximum_filter
 from ..model.errors import ImageError
 
 MIN_THRESHOLD_SIGMAS = 4.0
-"""Lowest response, in robust standard deviations above the median, that counts as a particle."""
+"""Threshold, in robust standard deviations, that shot noise alone does not reach (the floor of
+`detection_threshold`)."""
+LOWEST_THRESHOLD_SIGMAS = 2.0
+"""Lowest threshold the mirror test may choose."""
+FALSE_FRACTION = 0.2
+"""Most mirror (background) peaks per dark peak at the chosen threshold."""
+FILTER_SCALES = (1.0, 0.8, 0.65)
+"""Filter diameters tried, as fractions of the expected particle diameter."""
 
 _TARGET_DIAMETER_PX = 16.0
-_MIN_SEPARATION = 0.8  # diameters
+_THRESHOLD_STEP = 0.25
+_SIGNIFICANT = 3.0  # standard errors; about 20 thresholds and 3 scales are tried
+_MIN_SEPARATION = 0.8  # filter diameters
 _EDGE = 0.3  # diameters: a particle cut by the image edge still counts once most of it is in
 DARK_FILM = 0.85
 """Local mean below this fraction of the median marks carbon or contamination."""
@@ -40,16 +57,26 @@ class Picks:
     Attributes
     ----------
     centres_px : (K, 2) ndarray
-        (x, y) of each particle in the input image's pixels.
+        (x, y) of each particle in the input image's pixels, strongest first.
     scores : (K,) ndarray
         Filter response in robust standard deviations above the median.
     area_um2 : float
         Area searched (the image minus its border and any carbon or contamination), µm².
+    threshold : float
+        Response, in robust standard deviations, that the picks passed.
+    background_peaks : int
+        Mirror peaks above the threshold: the background's estimated false picks, taken
+        off the count (except above the noise ceiling at the full diameter).
+    filter_diameter_px : float
+        Diameter the filter was tuned to, input pixels.
     """
 
     centres_px: npt.NDArray[np.float64]
     scores: npt.NDArray[np.float64]
     area_um2: float
+    threshold: float = MIN_THRESHOLD_SIGMAS
+    background_peaks: int = 0
+    filter_diameter_px: float = 0.0
 
     @property
     def count(self) -> int:
@@ -76,13 +103,22 @@ def pick_particles(
     image : (M, N) array_like
     pixel_size_angstrom : float
     diameter_angstrom : float
-        Expected particle diameter.
+        Expected particle diameter (the largest dimension).
     dark : bool
         Particles darker than the background (the usual under-focus contrast).
 
     Returns
     -------
     Picks
+        The strongest dark peaks, as many as the dark peaks above the threshold
+        outnumber the mirror peaks above it, at the largest filter scale that no smaller one
+        out-counts significantly.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> pick_particles(rng.poisson(30, (512, 512)), 1.0, 100.0).count < 5  # shot noise only
+    True
     """
     data = np.asarray(image, dtype=np.float32)
     if data.ndim != 2 or not np.all(np.isfinite(data)):
@@ -90,21 +126,74 @@ def pick_particles(
     diameter_px = diameter_angstrom / pixel_size_angstrom
     if not 4 <= diameter_px <= min(data.shape) / 3:
         raise ImageError(f"a {diameter_angstrom:.0f} Å particle is {diameter_px:.1f} px: too small or too large")
-    factor = max(1, int(diameter_px // _TARGET_DIAMETER_PX))
+    sign = 1.0 if dark else -1.0
+    best = _pick_at_scale(data, pixel_size_angstrom, diameter_px, FILTER_SCALES[0], sign)
+    for scale in FILTER_SCALES[1:]:
+        smaller = _pick_at_scale(data, pixel_size_angstrom, diameter_px, scale, sign)
+        if smaller.count - best.count > _SIGNIFICANT * math.sqrt(smaller.count + 2 * smaller.background_peaks):
+            best = smaller
+    return best
+
+
+def _pick_at_scale(data: npt.NDArray[np.float32], pixel: float, diameter_px: float, scale: float, sign: float) -> Picks:
+    """Picks with the filter tuned to `scale` x the particle diameter."""
+    filter_px = scale * diameter_px
+    factor = max(1, int(filter_px // _TARGET_DIAMETER_PX))
     binned = _bin(data, factor)
-    d = diameter_px / factor
-    response = _dog(binned, d) * (1.0 if dark else -1.0)
-    searched = _searchable(binned, d)
+    searched = _searchable(binned, diameter_px / factor)
     if not searched.any():
-        return Picks(np.zeros((0, 2)), np.zeros(0), 0.0)
-    score = _standardised(response, searched)
-    peaks = _peaks(np.where(searched, score, 0.0), d)
-    values = score[peaks[:, 0], peaks[:, 1]]
-    keep = values >= detection_threshold(int(searched.sum()), d)
-    peaks, values = peaks[keep], values[keep]
-    centres = np.column_stack([peaks[:, 1], peaks[:, 0]]).astype(float) * factor + (factor - 1) / 2
-    area = float(searched.sum()) * (factor * pixel_size_angstrom * 1e-4) ** 2
-    return Picks(centres, values.astype(float), area)
+        return Picks(np.zeros((0, 2)), np.zeros(0), 0.0, filter_diameter_px=filter_px)
+    score = _standardised(sign * _dog(binned, filter_px / factor), searched)
+    dark_peaks, dark_values = _peaks(score, searched, filter_px / factor)
+    _, mirror_values = _peaks(-score, searched, filter_px / factor)
+    ceiling = detection_threshold(int(searched.sum()), filter_px / factor)
+    threshold = mirror_threshold(dark_values, mirror_values, ceiling)
+    above = np.flatnonzero(dark_values >= threshold)
+    false = int(np.sum(mirror_values >= threshold))
+    count = len(above) - false
+    if scale == 1.0:
+        # Noise does not reach the ceiling: mirror peaks there are structure (a strong
+        # particle's surround), so dark peaks there all count, but only with the filter at
+        # the full diameter, where a larger particle cannot split into several peaks.
+        count = max(count, int(np.sum(dark_values >= ceiling)))
+    kept = above[np.argsort(-dark_values[above], kind="stable")][:count]
+    centres = np.column_stack([dark_peaks[kept, 1], dark_peaks[kept, 0]]).astype(float) * factor + (factor - 1) / 2
+    area = float(searched.sum()) * (factor * pixel * 1e-4) ** 2
+    return Picks(centres, dark_values[kept].astype(float), area, threshold, false, filter_px)
+
+
+def mirror_threshold(dark: npt.NDArray[np.floating], mirror: npt.NDArray[np.floating], ceiling: float) -> float:
+    """Lowest threshold at which mirror peaks are at most `FALSE_FRACTION` of the dark peaks.
+
+    The dark peaks must also outnumber the mirror ones by over three standard errors, so
+    that a chance excess in a field of noise does not set the threshold.
+
+    Parameters
+    ----------
+    dark, mirror : (K,) ndarray
+        Peak values of the response and of its negation, robust standard deviations.
+    ceiling : float
+        Threshold used when no lower one qualifies (`detection_threshold`).
+
+    Returns
+    -------
+    float
+        On a grid of 0.25 from `LOWEST_THRESHOLD_SIGMAS` up to `ceiling`.
+
+    Examples
+    --------
+    >>> dark = np.r_[np.linspace(5.2, 9.0, 12), 2.5]
+    >>> mirror_threshold(dark, np.array([2.6, 2.2]), 5.0)
+    2.25
+    >>> mirror_threshold(dark[:3], np.array([2.6, 2.2]), 5.0)  # too few to tell from noise
+    5.0
+    """
+    for level in np.arange(LOWEST_THRESHOLD_SIGMAS, ceiling, _THRESHOLD_STEP):
+        n_dark, n_mirror = int(np.sum(dark >= level)), int(np.sum(mirror >= level))
+        significant = n_dark - n_mirror > _SIGNIFICANT * math.sqrt(n_dark + n_mirror)
+        if significant and n_mirror <= FALSE_FRACTION * n_dark:
+            return float(level)
+    return ceiling
 
 
 def detection_threshold(pixels: int, diameter_px: float) -> float:
@@ -163,7 +252,11 @@ def _standardised(response: npt.NDArray[np.float32], searched: npt.NDArray[np.bo
     return (response - centre) / (sigma or 1.0)
 
 
-def _peaks(score: npt.NDArray, diameter_px: float) -> npt.NDArray[np.intp]:
-    """Local maxima at least `_MIN_SEPARATION` diameters apart."""
-    size = max(3, int(round(_MIN_SEPARATION * diameter_px)) | 1)
-    return np.argwhere((score == maximum_filter(score, size=size, mode="nearest")) & (score > 0))
+def _peaks(
+    score: npt.NDArray[np.float32], searched: npt.NDArray[np.bool_], filter_px: float
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float32]]:
+    """Positive local maxima in the searched area, at least `_MIN_SEPARATION` filter diameters apart."""
+    size = max(3, int(round(_MIN_SEPARATION * filter_px)) | 1)
+    masked = np.where(searched, score, 0.0)
+    peaks = np.argwhere((masked == maximum_filter(masked, size=size, mode="nearest")) & (masked > 0))
+    return peaks, masked[peaks[:, 0], peaks[:, 1]]
