@@ -9,8 +9,6 @@ from gridscout.quality.ice import ICE_MEAN_FREE_PATH_NM, crystalline_ice_score, 
 from gridscout.quality.particles import pick_particles
 from gridscout.quality.spectrum import amplitude_spectrum
 
-from .conftest import dark_discs
-
 
 def test_ice_thickness_inverts_the_attenuation():
     assert ice_thickness_nm(50 * math.exp(-60 / ICE_MEAN_FREE_PATH_NM), 50) == pytest.approx(60)
@@ -58,14 +56,14 @@ def test_picker_refuses_impossible_sizes(rng):
 
 
 
-def _discs_on_texture(count: int, seed: int) -> np.ndarray:
+def _discs_on_texture(make_dark_discs, count: int, seed: int) -> np.ndarray:
     """Faint dark discs on a background textured at the particle's scale, as a denoised micrograph is."""
-    image = dark_discs(count, 40.0, seed=seed, contrast=0.08, dose=400.0)[0] if count else np.full((1024, 1024), 400.0)
+    image = make_dark_discs(count, 40.0, seed=seed, contrast=0.08, dose=400.0)[0] if count else np.full((1024, 1024), 400.0)
     texture = gaussian_filter(np.random.default_rng(seed + 100).standard_normal(image.shape), 8.0)
     return image + 11.0 * texture / texture.std()  # at the old fixed threshold, half the discs were lost
 
 
 @pytest.mark.parametrize("count", [0, 60])
-def test_picker_threshold_follows_a_textured_background(count):
-    picks = pick_particles(_discs_on_texture(count, seed=7), 2.0, 80.0)
+def test_picker_threshold_follows_a_textured_background(make_dark_discs, count):
+    picks = pick_particles(_discs_on_texture(make_dark_discs, count, seed=7), 2.0, 80.0)
     assert abs(picks.count - count) <= max(3, 0.15 * count)
