@@ -35,6 +35,20 @@ def test_packaged_detector_tells_holes_from_bars():
     assert np.all(confidence[len(on_holes):] < 0.5)
 
 
+def test_probability_near_a_few_points_equals_the_whole_views_there():
+    """Tiles with their margin of context give the network's output on the whole view, bit for bit or nearly."""
+    view = np.random.default_rng(2).normal(0, 0.3, (1024, 1024)).astype(np.float32)
+    detector = packaged_detector()
+    whole = detector.probability(view)
+    points = np.array([[30.0, 40.0], [700.0, 260.0], [1000.0, 1010.0]])
+    near = detector.probability_near(view, points, reach=6.0)
+    computed = np.isfinite(near)
+    assert 0 < computed.mean() < 0.5  # some tiles only
+    for x, y in points.astype(int):
+        assert computed[y - 6:y + 7, x - 6:x + 7].all()
+    np.testing.assert_allclose(near[computed], whole[computed], atol=1e-5)
+
+
 def test_a_file_that_is_not_a_network_is_refused(tmp_path):
     path = tmp_path / "bad.onnx"
     path.write_bytes(b"not a protobuf")

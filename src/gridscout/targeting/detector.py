@@ -11,6 +11,7 @@ holes`` on domain-randomised simulated images (`gridscout.targeting.detector_tra
 
 from __future__ import annotations
 
+import math
 import warnings
 from functools import lru_cache
 from importlib import resources
@@ -28,6 +29,11 @@ NET_PITCH_PX = 16.0
 NET_MULTIPLE = 4
 """Network input sides must be multiples of this (two 2x poolings)."""
 DEFAULT_DETECTOR = "holes-unet-v1.onnx"
+TILE_PX = 256
+"""Side of the view tiles the network runs on when only part of a view is asked about."""
+TILE_MARGIN_PX = 32
+"""Context round each tile, view px: more than the network's receptive field (20 px each side),
+so a tile's probabilities equal those of the whole view."""
 
 
 def normalised_view(image: npt.NDArray[np.float32], pitch_px: float) -> tuple[npt.NDArray[np.float32], float]:
@@ -105,9 +111,46 @@ class HoleDetector:
             Lattice pitch (or typical spacing) in image pixels.
         """
         view, zoom = normalised_view(image, pitch_px)
-        probability = self.probability(view)
-        return mean_in_ellipses(probability, (centres + 0.5) * zoom - 0.5,
-                                (axes[0] * zoom * 0.5, axes[1] * zoom * 0.5), angle_deg)
+        view_centres = (centres + 0.5) * zoom - 0.5
+        view_axes = (axes[0] * zoom * 0.5, axes[1] * zoom * 0.5)
+        probability = self.probability_near(view, view_centres, max(view_axes))
+        return mean_in_ellipses(probability, view_centres, view_axes, angle_deg)
+
+    def probability_near(self, view: npt.NDArray[np.float32], centres: npt.NDArray[np.float64],
+                         reach: float) -> npt.NDArray[np.float32]:
+        """`probability` of `view` within `reach` px of each centre (x, y); NaN where not computed.
+
+        The network runs on the `TILE_PX` tiles those neighbourhoods touch, each with
+        `TILE_MARGIN_PX` of context, or on the whole view when they touch over half of its
+        tiles. Tiles start on multiples of `NET_MULTIPLE`, so the network pools them as it
+        pools the whole view.
+        """
+        rows, cols = view.shape
+        tiles = _tiles_touched(centres, reach, rows, cols)
+        if 2 * len(tiles) > -(-rows // TILE_PX) * -(-cols // TILE_PX):
+            return self.probability(view)
+        out = np.full(view.shape, np.nan, dtype=np.float32)
+        for ty, tx in tiles:
+            r0, c0 = ty * TILE_PX, tx * TILE_PX
+            r1, c1 = min(r0 + TILE_PX, rows), min(c0 + TILE_PX, cols)
+            a0, b0 = max(r0 - TILE_MARGIN_PX, 0), max(c0 - TILE_MARGIN_PX, 0)
+            patch = view[a0:min(r1 + TILE_MARGIN_PX, rows), b0:min(c1 + TILE_MARGIN_PX, cols)]
+            out[r0:r1, c0:c1] = self.probability(patch)[r0 - a0:r1 - a0, c0 - b0:c1 - b0]
+        return out
+
+
+def _tiles_touched(centres: npt.NDArray[np.float64], reach: float, rows: int, cols: int) -> list[tuple[int, int]]:
+    """(row, col) indices of the `TILE_PX` tiles that the boxes of half-side `reach` round `centres` overlap."""
+    if len(centres) == 0:
+        return []
+    r = math.ceil(reach) + 1
+    lo = np.floor(centres - r).astype(np.int64)
+    hi = np.ceil(centres + r).astype(np.int64)
+    tx0, tx1 = np.clip(lo[:, 0], 0, cols - 1) // TILE_PX, np.clip(hi[:, 0], 0, cols - 1) // TILE_PX
+    ty0, ty1 = np.clip(lo[:, 1], 0, rows - 1) // TILE_PX, np.clip(hi[:, 1], 0, rows - 1) // TILE_PX
+    touched = {(ty, tx) for a, b, c, d in zip(ty0, ty1, tx0, tx1, strict=True)
+               for ty in range(a, b + 1) for tx in range(c, d + 1)}
+    return sorted(touched)
 
 
 def mean_in_ellipses(image: npt.NDArray[np.float32], centres: npt.NDArray[np.float64],
