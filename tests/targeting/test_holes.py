@@ -168,3 +168,19 @@ def test_carbon_and_inverted_images_with_the_packaged_detector(seed):
     score = score_hole_detection(MedmagResult(case, find_holes(case.image)))
     assert score.matched_visible >= 0.97 * score.visible
     assert score.matched_any >= 0.97 * score.detected
+
+
+def test_faint_holes_amid_holes_are_found_and_none_over_the_bar():
+    """Holes under thick ice (a tenth of the usual contrast) are holes when holes surround them on film."""
+    vectors = [[32.0, 0.0], [0.0, 32.0]]
+    image = disc_lattice(vectors, 9.0, noise=0.02)
+    ys, xs = np.mgrid[0:512, 0:512]
+    faint = [(13.3 + 32 * 4, 7.9 + 32 * 5), (13.3 + 32 * 8, 7.9 + 32 * 8), (13.3 + 32 * 9, 7.9 + 32 * 8)]
+    for x, y in faint:
+        image[np.hypot(xs - x, ys - y) <= 9.5] -= 0.45  # 0.9 -> 0.45: film 0.4, contrast 0.05 of 0.5
+    image[:, 400:] = 0.02  # grid bar
+    found = find_holes(image, detector=False)
+    centres = found.centres_px()
+    for x, y in faint:
+        assert np.min(np.hypot(centres[:, 0] - x, centres[:, 1] - y)) < 2.0
+    assert centres[:, 0].max() < 400

@@ -509,7 +509,8 @@ def _confidence(work, measured, shape, detector, vectors, *, on_lattice):  # noq
     ring must be at the film level of the other holes (`_on_film`). The detector is not
     trusted alone: trained on few examples, it rejects whole images of holes on carbon or
     in inverted contrast, and accepts faint points beyond a square's edge. Proposals
-    `on_lattice` pool their contrast with their lattice neighbours'. Blobs (not
+    `on_lattice` pool their contrast with their lattice neighbours', and a lattice point on
+    film with holes all round it is a hole whatever its contrast (`_surrounded`). Blobs (not
     `on_lattice`) have no lattice to vouch for them and must convince both tests: alone,
     the contrast test accepts fragments of a hole's rim (seen on a real image) and the
     detector accepts noise blobs on low-dose carbon.
@@ -529,7 +530,32 @@ def _confidence(work, measured, shape, detector, vectors, *, on_lattice):  # noq
                                           float(np.hypot(*vectors[0])))
         belief = np.where(clear, belief, np.maximum(belief, network)) if on_lattice else np.minimum(belief, network)
     candidate = (by_contrast >= MIN_CONTRAST_REL) & (belief >= 0.5)
-    return np.where(candidate & _on_film(measured, shape.sign, candidate, typical), belief, 0.0)
+    on_film = _on_film(measured, shape.sign, candidate, typical)
+    confidence = np.where(candidate & on_film, belief, 0.0)
+    if on_lattice:
+        vouched = on_film & (confidence == 0) & _surrounded(confidence > 0, measured.centres, vectors)
+        confidence = np.where(vouched, 0.5, confidence)
+    return confidence
+
+
+def _surrounded(accepted: npt.NDArray[np.bool_], centres: npt.NDArray[np.float64],
+                vectors: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
+    """Whether all of each point's nearest lattice neighbours but at most one are accepted holes.
+
+    A holey film has a hole at every lattice point: a point on film with holes (nearly) all
+    round it is a hole, however little it stands out (thick ice, contamination over it).
+    One neighbour may be missing because such holes come in pairs and short rows.
+    """
+    u, v = vectors
+    steps = np.array([u, v, u + v, u - v])
+    nearest = steps[np.hypot(steps[:, 0], steps[:, 1]) <= 1.1 * max(np.hypot(*u), np.hypot(*v))]
+    tree = cKDTree(centres)
+    missing = np.zeros(len(centres), dtype=int)
+    for step in np.concatenate([nearest, -nearest]):
+        distance, index = tree.query(centres + step, distance_upper_bound=0.3 * float(np.hypot(*u)))
+        found = np.isfinite(distance)
+        missing += ~(found & accepted[np.minimum(index, len(centres) - 1)])
+    return missing <= 1
 
 
 def _noise_floor(noise: float, axes: tuple[float, float]) -> float:

@@ -30,7 +30,6 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
-from ..model.errors import ImageError
 from ..model.units import UM_PER_INCH
 from .image import as_grey_image
 from .lattice import Lattice, bin_mean, find_lattice
