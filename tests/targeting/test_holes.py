@@ -184,3 +184,25 @@ def test_faint_holes_amid_holes_are_found_and_none_over_the_bar():
     for x, y in faint:
         assert np.min(np.hypot(centres[:, 0] - x, centres[:, 1] - y)) < 2.0
     assert centres[:, 0].max() < 400
+
+
+def _contaminated_lattice(seed):
+    """Faint holes (contrast 0.15) under noise 0.14, with 14 large dark blobs and a bar over the image."""
+    rng = np.random.default_rng(seed)
+    image = disc_lattice([[40.0, 0.0], [0.0, 40.0]], 12.0, noise=0.1, seed=seed)
+    image = 0.4 + 0.15 * (image - 0.4) / 0.5
+    ys, xs = np.mgrid[0:512, 0:512]
+    for _ in range(14):
+        x, y, r = rng.uniform(0, 512), rng.uniform(0, 512), rng.uniform(10, 60)
+        image[np.hypot(xs - x, ys - y) < r] = 0.05
+    image[:, :90] = 0.0
+    return (image + 0.1 * rng.standard_normal(image.shape)).astype(np.float32)
+
+
+@pytest.mark.parametrize("seed", [2, 4])
+def test_a_lattice_buried_by_contamination_is_found_in_the_local_contrast(seed):
+    image = _contaminated_lattice(seed)
+    assert find_hole_lattice(image) is None  # the blobs' broad spectrum hides the Bragg peaks
+    found = find_holes(image, detector=False)
+    assert found.lattice is not None and abs(found.lattice.pitch_px - 40) < 1.0
+    assert len(found) >= 40

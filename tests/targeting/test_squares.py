@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gridscout.model import ImageError
 from gridscout.io import read_image
+from gridscout.model import ImageError
 from gridscout.session.training import score_detection, simulated_atlases
 from gridscout.targeting.squares import FEATURE_NAMES, find_squares
 

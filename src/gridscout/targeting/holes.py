@@ -42,6 +42,8 @@ LATTICE_SEARCH_PX = 1024
 MAX_BLOBS = 300
 BRAGG_PEAK_RATIO = 30.0
 """A spectral peak counts when it stands this far above the local background power."""
+CONTRAST_SCALES_PX = (8.0, 16.0)
+"""Gaussian scales of the local-contrast views searched when the image's own spectrum shows no lattice."""
 HARMONIC_REACH = 4.0
 """The lattice basis is sought among peaks up to this many times the strongest peak's frequency."""
 WORK_PITCH_PX = 32.0
@@ -239,14 +241,38 @@ def _search_lattice(raw: npt.NDArray[np.float32]) -> npt.NDArray[np.float64] | N
     """Lattice vectors of a large image: a central full-resolution crop keeps small holes; a binned copy sees large ones."""
     rows, cols = raw.shape
     if max(rows, cols) <= LATTICE_SEARCH_PX:
-        return find_hole_lattice(raw)
+        return _lattice_of_either_view(raw)
     r0, c0 = max(0, (rows - LATTICE_SEARCH_PX) // 2), max(0, (cols - LATTICE_SEARCH_PX) // 2)
-    vectors = find_hole_lattice(raw[r0:r0 + LATTICE_SEARCH_PX, c0:c0 + LATTICE_SEARCH_PX])
+    vectors = _lattice_of_either_view(raw[r0:r0 + LATTICE_SEARCH_PX, c0:c0 + LATTICE_SEARCH_PX])
     if vectors is not None:
         return vectors
     coarse = math.ceil(max(rows, cols) / LATTICE_SEARCH_PX)
-    vectors = find_hole_lattice(bin_mean(raw, coarse))
+    vectors = _lattice_of_either_view(bin_mean(raw, coarse))
     return None if vectors is None else vectors * coarse
+
+
+def _lattice_of_either_view(image: npt.NDArray[np.float32]) -> npt.NDArray[np.float64] | None:
+    """`find_hole_lattice` of the image, else of its local contrast at `CONTRAST_SCALES_PX`.
+
+    Large, strong features (contamination, a grid bar, the dark side of a tilted square, a
+    dose too low for one hole to show) can bury the holes' Bragg peaks in the spectrum's
+    broad background. Normalised to unit local spread, every region weighs the same and
+    the lattice's periodicity stands out again.
+    """
+    vectors = find_hole_lattice(image)
+    for scale in CONTRAST_SCALES_PX:
+        if vectors is not None:
+            break
+        vectors = find_hole_lattice(local_contrast(image, scale))
+    return vectors
+
+
+def local_contrast(image: npt.NDArray[np.float32], scale_px: float) -> npt.NDArray[np.float32]:
+    """The image less its local mean, over its local standard deviation (Gaussian windows of `scale_px`)."""
+    a = image.astype(np.float32, copy=False)
+    deviation = a - ndimage.gaussian_filter(a, scale_px)
+    variance = ndimage.gaussian_filter(deviation * deviation, scale_px)
+    return deviation / np.sqrt(variance + max(float(variance.mean()), 1e-30) * 1e-6)
 
 
 def find_hole_lattice(image: npt.NDArray[np.float32]) -> npt.NDArray[np.float64] | None:
