@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from gridscout.io import read_image
 from gridscout.model.errors import ImageError
 from gridscout.session.hole_training import MedmagResult, score_hole_detection
 from gridscout.sim.medmag import random_medmag
@@ -206,3 +207,13 @@ def test_a_lattice_buried_by_contamination_is_found_in_the_local_contrast(seed):
     found = find_holes(image, detector=False)
     assert found.lattice is not None and abs(found.lattice.pitch_px - 40) < 1.0
     assert len(found) >= 40
+
+
+@pytest.mark.parametrize(("name", "pitch_px"), [("leginon_08mar13e_00010gr_00004sq_v02.mrc", 40.0),
+                                                 ("leginon_mag2250_bin4_1.jpg", 96.0)])
+def test_real_square_images_give_the_readme_pitch_within_3_percent(real_data, name, pitch_px):
+    """08mar13e's holes show mostly as rims: its spectrum's lattice is half the holes' pitch."""
+    data, _ = read_image(real_data / "real" / "medmag" / name)
+    found = find_holes(data)
+    assert found.lattice is not None and abs(found.lattice.pitch_px / pitch_px - 1) < 0.03
+    assert len(found) >= 50

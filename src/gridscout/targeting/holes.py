@@ -227,6 +227,11 @@ def _lattice_holes(raw: npt.NDArray[np.float32], detector) -> HoleSet:  # noqa: 
     vectors_w = vectors / binning
     shape = _cell_shape(work, vectors_w)
     if shape is None:
+        # Holes seen mostly as their rims can give a weak first order: the spectrum's
+        # lattice is then half the holes' pitch, and the holes' own lattice is twice it.
+        vectors, vectors_w = 2 * vectors, 2 * vectors_w
+        shape = _cell_shape(work, vectors_w)
+    if shape is None:
         return HoleSet([], reason="a lattice was found but its cells hold no hole-shaped region")
     points = _lattice_points(shape.origin, vectors_w, work.shape, max(shape.axes))
     holes = _measure_and_confirm(raw, work, binning, points, shape, vectors_w, detector)
