@@ -268,11 +268,11 @@ def _lattice_of_either_view(image: npt.NDArray[np.float32]) -> npt.NDArray[np.fl
     for scale in CONTRAST_SCALES_PX:
         if vectors is not None:
             break
-        vectors = find_hole_lattice(local_contrast(image, scale))
+        vectors = find_hole_lattice(_local_contrast(image, scale))
     return vectors
 
 
-def local_contrast(image: npt.NDArray[np.float32], scale_px: float) -> npt.NDArray[np.float32]:
+def _local_contrast(image: npt.NDArray[np.float32], scale_px: float) -> npt.NDArray[np.float32]:
     """The image less its local mean, over its local standard deviation (Gaussian windows of `scale_px`)."""
     a = image.astype(np.float32, copy=False)
     deviation = a - ndimage.gaussian_filter(a, scale_px)
@@ -577,16 +577,26 @@ def _surrounded(accepted: npt.NDArray[np.bool_], centres: npt.NDArray[np.float64
     round it is a hole, however little it stands out (thick ice, contamination over it).
     One neighbour may be missing because such holes come in pairs and short rows.
     """
+    neighbours = _neighbours(centres, vectors, nearest_only=True)
+    missing = ~np.append(accepted, False)[neighbours]  # index len(centres): no point there
+    return missing.sum(axis=0) <= 1
+
+
+def _neighbours(centres: npt.NDArray[np.float64], vectors: npt.NDArray[np.float64], *,
+                nearest_only: bool) -> npt.NDArray[np.int64]:
+    """(S, K) index of the point one lattice step from each of K points, len(centres) where there is none.
+
+    The steps are +-u, +-v, +-(u+v) and +-(u-v); with `nearest_only`, those no longer than
+    1.1 times the longer basis vector (4 on a square lattice, 6 on a hexagonal one).
+    """
     u, v = vectors
     steps = np.array([u, v, u + v, u - v])
-    nearest = steps[np.hypot(steps[:, 0], steps[:, 1]) <= 1.1 * max(np.hypot(*u), np.hypot(*v))]
+    if nearest_only:
+        steps = steps[np.hypot(steps[:, 0], steps[:, 1]) <= 1.1 * max(np.hypot(*u), np.hypot(*v))]
     tree = cKDTree(centres)
-    missing = np.zeros(len(centres), dtype=int)
-    for step in np.concatenate([nearest, -nearest]):
-        distance, index = tree.query(centres + step, distance_upper_bound=0.3 * float(np.hypot(*u)))
-        found = np.isfinite(distance)
-        missing += ~(found & accepted[np.minimum(index, len(centres) - 1)])
-    return missing <= 1
+    tolerance = 0.3 * float(np.hypot(*u))
+    return np.stack([tree.query(centres + step, distance_upper_bound=tolerance)[1]
+                     for step in np.concatenate([steps, -steps])])
 
 
 def _noise_floor(noise: float, axes: tuple[float, float]) -> float:
@@ -605,14 +615,10 @@ def _clear_contrast(contrast: npt.NDArray[np.float64], centres: npt.NDArray[np.f
     the floor (two noise deviations: more likely a hole than not, with holes all round).
     """
     own = np.where(np.isfinite(contrast), contrast, 0.0)
-    steps = np.array([vectors[0], vectors[1], vectors[0] + vectors[1], vectors[0] - vectors[1]])
-    tree = cKDTree(centres)
-    total, count = own.copy(), np.ones(len(own))
-    for step in np.concatenate([steps, -steps]):  # covers square and both hexagonal bases
-        distance, index = tree.query(centres + step, distance_upper_bound=0.3 * float(np.hypot(*vectors[0])))
-        found = np.isfinite(distance)
-        total[found] += own[index[found]]
-        count[found] += 1
+    neighbours = _neighbours(centres, vectors, nearest_only=False)  # covers square and both hexagonal bases
+    found = neighbours < len(centres)
+    total = own + np.where(found, np.append(own, 0.0)[neighbours], 0.0).sum(axis=0)
+    count = 1 + found.sum(axis=0)
     return (contrast > floor) | ((total / count > floor / np.sqrt(count)) & (contrast > 0.25 * floor))
 
 
