@@ -130,12 +130,17 @@ def empiar() -> None:
     folder = REAL / "empiar10017"
     image, _ = read_image(folder / "Falcon_2012_06_12-14_33_35_0.jpg")
     with open(folder / "Falcon_2012_06_12-14_33_35_0.csv") as f:
-        truth = sum(1 for _ in csv.DictReader(f))
+        reference = np.array([[float(row["X-Coordinate"]), float(row["Y-Coordinate"])] for row in csv.DictReader(f)])
+    from scipy.spatial import cKDTree
+
     from gridscout.quality.particles import pick_particles
 
     picks = pick_particles(image, 1.77, 108 * 1.77)
+    truth = len(reference)
+    distance, nearest = cKDTree(reference).query(picks.centres_px)
+    matched = len(set(nearest[distance < 54]))  # within the reference's particle radius
     print(f"real EMPIAR-10017: {picks.count} particles picked, {truth} in the reference "
-          f"({(picks.count / truth - 1) * 100:+.1f}%)")
+          f"({(picks.count / truth - 1) * 100:+.1f}%); {matched} reference particles have a pick within 54 px")
 
 
 MICROGRAPH_SCRIPT = """

@@ -18,6 +18,11 @@ the filter is tried at `FILTER_SCALES` of it, and a smaller scale replaces the l
 only when it counts more by over three standard errors (a count of D - B has variance about
 D + B), since a filter smaller than the particle can split one particle into several peaks.
 Pass ``dark=False`` for inverted images.
+
+Padded borders are not searched: aligned sums and denoised micrographs often fill their
+edges by repeating the last row or column, and the stripes this leaves look like
+particles to the filter. A band along an edge is padded where the image barely changes
+across it (`PADDED_GRADIENT` of the typical change between neighbouring pixels).
 """
 
 from __future__ import annotations
@@ -46,6 +51,10 @@ _THRESHOLD_STEP = 0.25
 _SIGNIFICANT = 3.0  # standard errors; about 20 thresholds and 3 scales are tried
 _MIN_SEPARATION = 0.8  # filter diameters
 _EDGE = 0.3  # diameters: a particle cut by the image edge still counts once most of it is in
+PADDED_GRADIENT = 0.25
+"""Mean change across a row or column, as a fraction of the image's typical change, below
+which an edge band counts as padding."""
+_PADDED_REACH = 8  # a padded band is looked for in the outer 1/8 of each side
 DARK_FILM = 0.85
 """Local mean below this fraction of the median marks carbon or contamination."""
 
@@ -127,20 +136,24 @@ def pick_particles(
     if not 4 <= diameter_px <= min(data.shape) / 3:
         raise ImageError(f"a {diameter_angstrom:.0f} Å particle is {diameter_px:.1f} px: too small or too large")
     sign = 1.0 if dark else -1.0
-    best = _pick_at_scale(data, pixel_size_angstrom, diameter_px, FILTER_SCALES[0], sign)
+    border = padded_border(data)
+    best = _pick_at_scale(data, pixel_size_angstrom, diameter_px, FILTER_SCALES[0], sign, border)
     for scale in FILTER_SCALES[1:]:
-        smaller = _pick_at_scale(data, pixel_size_angstrom, diameter_px, scale, sign)
+        smaller = _pick_at_scale(data, pixel_size_angstrom, diameter_px, scale, sign, border)
         if smaller.count - best.count > _SIGNIFICANT * math.sqrt(smaller.count + 2 * smaller.background_peaks):
             best = smaller
     return best
 
 
-def _pick_at_scale(data: npt.NDArray[np.float32], pixel: float, diameter_px: float, scale: float, sign: float) -> Picks:
-    """Picks with the filter tuned to `scale` x the particle diameter."""
+def _pick_at_scale(
+    data: npt.NDArray[np.float32], pixel: float, diameter_px: float, scale: float, sign: float,
+    border: tuple[int, int, int, int],
+) -> Picks:
+    """Picks with the filter tuned to `scale` x the particle diameter, off the padded `border`."""
     filter_px = scale * diameter_px
     factor = max(1, int(filter_px // _TARGET_DIAMETER_PX))
     binned = _bin(data, factor)
-    searched = _searchable(binned, diameter_px / factor)
+    searched = _searchable(binned, diameter_px / factor, tuple(-(-width // factor) for width in border))
     if not searched.any():
         return Picks(np.zeros((0, 2)), np.zeros(0), 0.0, filter_diameter_px=filter_px)
     score = _standardised(sign * _dog(binned, filter_px / factor), searched)
@@ -207,20 +220,58 @@ def detection_threshold(pixels: int, diameter_px: float) -> float:
     return max(MIN_THRESHOLD_SIGMAS, math.sqrt(2 * math.log(max(patches, 1.0))))
 
 
-def _searchable(image: npt.NDArray[np.float32], diameter_px: float) -> npt.NDArray[np.bool_]:
-    """Pixels where a particle centre may be: off the very edge, and off carbon or crud.
+def padded_border(image: npt.NDArray[np.float32]) -> tuple[int, int, int, int]:
+    """Widths in pixels of the padded bands along the top, bottom, left and right edges.
+
+    A row (column) in the outer eighth of the image is padding when the mean absolute
+    change from it to the next, across the edge, is below `PADDED_GRADIENT` of the
+    median change between neighbouring pixels in the image's centre; the band reaches
+    the innermost such row (column).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> padded_border(np.pad(rng.poisson(30, (256, 256)).astype(np.float32), ((0, 0), (20, 0)), mode="edge"))
+    (0, 0, 20, 0)
+    """
+    rows, cols = image.shape
+    centre = image[rows // 4 : rows - rows // 4, cols // 4 : cols - cols // 4]
+    typical = float(np.median(np.abs(np.diff(centre, axis=1))))
+    if typical == 0.0:
+        typical = float(np.mean(np.abs(np.diff(centre, axis=1))))
+    reach_rows, reach_cols = rows // _PADDED_REACH + 1, cols // _PADDED_REACH + 1
+    down = np.abs(np.diff(image[:reach_rows], axis=0)).mean(axis=1)
+    up = np.abs(np.diff(image[::-1][:reach_rows], axis=0)).mean(axis=1)
+    right = np.abs(np.diff(image[:, :reach_cols], axis=1)).mean(axis=0)
+    left = np.abs(np.diff(image[:, ::-1][:, :reach_cols], axis=1)).mean(axis=0)
+    return tuple(_band(change, typical) for change in (down, up, right, left))  # type: ignore[return-value]
+
+
+def _band(change: npt.NDArray[np.floating], typical: float) -> int:
+    flat = np.flatnonzero(change < PADDED_GRADIENT * typical)
+    return int(flat.max()) + 1 if flat.size else 0
+
+
+def _searchable(
+    image: npt.NDArray[np.float32], diameter_px: float, border: tuple[int, int, int, int] = (0, 0, 0, 0)
+) -> npt.NDArray[np.bool_]:
+    """Pixels where a particle centre may be: off the edge and its padding, and off carbon or crud.
 
     Carbon film and thick contamination absorb: where the local mean (over two
     diameters) is below `DARK_FILM` of the image's median, and within a diameter of such
-    places, nothing is picked (their edges and texture look like particles).
+    places, nothing is picked (their edges and texture look like particles). Within half a
+    diameter of a padded band nothing is picked either: the filter sees the stripes there.
     """
     local = gaussian_filter(image, 2 * diameter_px, mode="reflect")
     dark = local < DARK_FILM * float(np.median(local))
     reach = max(1, int(math.ceil(diameter_px)))
     searched = ~maximum_filter(dark, size=2 * reach + 1, mode="nearest")
     edge = max(1, int(math.ceil(_EDGE * diameter_px)))
-    searched[:edge] = searched[-edge:] = False
-    searched[:, :edge] = searched[:, -edge:] = False
+    padded_edge = int(math.ceil(0.5 * diameter_px))
+    top, bottom, left, right = (width + padded_edge if width else edge for width in border)
+    rows, cols = image.shape
+    searched[:top] = searched[rows - bottom :] = False
+    searched[:, :left] = searched[:, cols - right :] = False
     return searched
 
 
