@@ -217,7 +217,9 @@ def _assessment_text(a) -> str:  # noqa: ANN001
     if a.crystalline_ice_score is not None:
         lines.append(f"  crystalline-ice score {a.crystalline_ice_score:.2f}")
     if a.particle_count is not None:
-        lines.append(f"  {a.particle_count} particles ({a.particles_per_um2:.0f}/µm²)")
+        clumps = f", {a.clumped_fraction:.1%} of the field in clumps" if a.clumped_fraction is not None else ""
+        lines.append(f"  {a.particle_count} particles ({a.particles_per_um2:.0f}/µm²){clumps}")
+    lines.extend(f"  note: {note}" for note in a.notes)
     return "\n".join(lines)
 
 

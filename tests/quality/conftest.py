@@ -56,6 +56,18 @@ def dark_discs(count: int, diameter_px: float, *, size: int = 1024, dose: float 
     return image, np.array(centres)
 
 
+def rosettes(groups: int, diameter: float, *, size: int = 1024, dose: float = 30.0, seed: int = 0) -> np.ndarray:
+    """Groups of seven touching dark discs (one and its six neighbours): aggregated particles."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    density = np.zeros((size, size))
+    offsets = [(0.0, 0.0)] + [(diameter * np.cos(a), diameter * np.sin(a)) for a in np.arange(6) * np.pi / 3]
+    for gx, gy in rng.uniform(2.5 * diameter, size - 2.5 * diameter, (groups, 2)):
+        for dx, dy in offsets:
+            density = np.maximum(density, (xx - gx - dx) ** 2 + (yy - gy - dy) ** 2 <= (diameter / 2) ** 2)
+    return rng.poisson(dose * (1 - 0.15 * density)).astype(np.float32)
+
+
 @pytest.fixture
 def make_ctf_micrograph():
     return ctf_micrograph
@@ -69,3 +81,8 @@ def make_drifting_movie():
 @pytest.fixture
 def make_dark_discs():
     return dark_discs
+
+
+@pytest.fixture
+def make_rosettes():
+    return rosettes

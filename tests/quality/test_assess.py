@@ -59,6 +59,29 @@ def test_an_image_without_thon_rings_is_bad(rng):
     assert result.verdict is Verdict.BAD and any("no Thon rings" in r for r in result.reasons)
 
 
+def test_a_thumbnail_is_judged_without_the_ctf_it_cannot_show(make_dark_discs):
+    """At 8 Å/px the spectrum ends at 16 Å: an 8 Å fit criterion cannot be met or failed."""
+    thumbnail = make_dark_discs(60, 19.0, seed=2, size=512)[0]
+    result = assess(Exposure(thumbnail, ExposureKind.MICROGRAPH, 8.0, particle_diameter_angstrom=150.0))
+    assert not any("Thon" in r or "CTF" in r for r in result.reasons)
+    assert any("CTF not judged" in n for n in result.notes)
+    assert any("crystalline ice not measured" in n for n in result.notes)
+    assert result.verdict is Verdict.GOOD, result.reasons
+
+
+def test_aggregated_particles_make_an_exposure_bad(make_dark_discs, make_rosettes):
+    spread = make_dark_discs(56, 40.0, seed=4)[0]
+    aggregated = make_rosettes(8, 40.0)
+    criteria = Criteria(min_particles_per_um2=0)  # at 10 Å/px the CTF is not judged
+    def judged(image):
+        return assess(Exposure(image, ExposureKind.MICROGRAPH, 10.0, particle_diameter_angstrom=400.0), criteria)
+
+    assert judged(spread).verdict is Verdict.GOOD, judged(spread).reasons
+    result = judged(aggregated)
+    assert result.clumped_fraction > criteria.max_clumped_fraction
+    assert any("aggregates or crud" in r for r in result.reasons)
+
+
 # 1.0 Å is what IMOD writes for "unknown", so the files here use 1.06 Å.
 def test_files_truncated_or_missing_become_unusable_assessments(tmp_path, make_ctf_micrograph):
     path = write_mrc(tmp_path / "m.mrc", _micrograph(make_ctf_micrograph).astype(np.int16), pixel_size_angstrom=1.06)

@@ -21,7 +21,7 @@ from ..model.errors import GridScoutError
 from .ctf import CtfFit, Microscope, fit_ctf
 from .ice import crystalline_ice_score, ice_thickness_nm
 from .motion import MotionResult, align_movie
-from .particles import Picks, pick_particles
+from .particles import Picks, clumped_fraction, pick_particles
 from .spectrum import AmplitudeSpectrum, amplitude_spectrum
 
 
@@ -81,6 +81,7 @@ class Criteria(BaseModel):
     max_ice_nm: float = Field(120.0, gt=0)
     max_crystalline_score: float = Field(0.15, gt=0)
     min_particles_per_um2: float = Field(50.0, ge=0)
+    max_clumped_fraction: float = Field(0.006, gt=0, le=1)
 
     @model_validator(mode="after")
     def _ice_range(self) -> Criteria:
@@ -123,6 +124,8 @@ class Assessment(BaseModel):
     crystalline_ice_score: float | None = None
     particle_count: int | None = None
     particles_per_um2: float | None = None
+    clumped_fraction: float | None = Field(
+        None, description="fraction of the field in dark objects twice the particle size: aggregates, crud")
     verdict: Verdict
     reasons: list[str] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list, description="what could not be measured, and why")
@@ -167,7 +170,13 @@ def assess_with_details(exposure: Exposure, criteria: Criteria | None = None) ->
         measured = _measure(exposure, details)
     except GridScoutError as err:
         return Assessment(**base, verdict=Verdict.UNUSABLE, reasons=[str(err)]), details
-    reasons = _failed_criteria(measured, criteria)
+    ctf_judged = 2 * float(exposure.pixel_size_angstrom) <= criteria.max_fit_resolution_angstrom
+    if not ctf_judged:
+        measured["notes"] = measured.get("notes", []) + [
+            f"CTF not judged: at {exposure.pixel_size_angstrom:.2f} Å/px the spectrum ends at "
+            f"{2 * exposure.pixel_size_angstrom:.1f} Å, coarser than the "
+            f"{criteria.max_fit_resolution_angstrom:.0f} Å fit asked for (a binned image or thumbnail)"]
+    reasons = _failed_criteria(measured, criteria, ctf_judged)
     verdict = Verdict.BAD if reasons else Verdict.GOOD
     return Assessment(**base, **measured, verdict=verdict, reasons=reasons), details
 
@@ -207,6 +216,10 @@ def _measure(exposure: Exposure, details: Details) -> dict[str, Any]:
     details.fit = fit_ctf(details.spectrum, exposure.microscope)
     measured["ctf"] = _ctf_report(details.fit)
     measured["crystalline_ice_score"] = crystalline_ice_score(details.spectrum)
+    if measured["crystalline_ice_score"] is None:
+        measured["notes"] = measured.get("notes", []) + [
+            f"crystalline ice not measured: at {pixel:.2f} Å/px the spectrum ends at {2 * pixel:.1f} Å, "
+            "short of the ice spacings (3.9-3.4 Å)"]
     return measured
 
 
@@ -215,7 +228,8 @@ def _particles(micrograph: npt.NDArray[np.float32], pixel: float, diameter: floa
         details.picks = pick_particles(micrograph, pixel, diameter)
     except GridScoutError as err:
         return {"notes": [f"particles not counted: {err}"]}
-    return {"particle_count": details.picks.count, "particles_per_um2": details.picks.per_um2}
+    return {"particle_count": details.picks.count, "particles_per_um2": details.picks.per_um2,
+            "clumped_fraction": clumped_fraction(micrograph, pixel, diameter)}
 
 
 def _micrograph(exposure: Exposure, details: Details, measured: dict[str, Any]) -> npt.NDArray[np.float32]:
@@ -268,7 +282,8 @@ def _ctf_report(fit: CtfFit) -> CtfReport:
     )
 
 
-def _failed_criteria(measured: dict[str, Any], c: Criteria) -> list[str]:
+def _failed_criteria(measured: dict[str, Any], c: Criteria, ctf_judged: bool) -> list[str]:
+    """Plain-words reasons for each criterion failed; the CTF's only if the sampling can show it."""
     reasons = []
     ctf: CtfReport = measured["ctf"]
     ice = measured.get("ice_thickness_nm")
@@ -276,7 +291,9 @@ def _failed_criteria(measured: dict[str, Any], c: Criteria) -> list[str]:
         reasons.append(f"no or too little ice ({ice:.0f} nm < {c.min_ice_nm:.0f} nm)")
     if ice is not None and ice > c.max_ice_nm:
         reasons.append(f"ice too thick ({ice:.0f} nm > {c.max_ice_nm:.0f} nm)")
-    if not ctf.rings_found:
+    if not ctf_judged:
+        pass
+    elif not ctf.rings_found:
         reasons.append("no Thon rings: the CTF could not be fitted")
     elif ctf.fit_resolution_angstrom is None or ctf.fit_resolution_angstrom > c.max_fit_resolution_angstrom:
         reasons.append(f"CTF fit only to {ctf.fit_resolution_angstrom:.1f} Å (> {c.max_fit_resolution_angstrom:.0f} Å)")
@@ -289,4 +306,7 @@ def _failed_criteria(measured: dict[str, Any], c: Criteria) -> list[str]:
     density = measured.get("particles_per_um2")
     if density is not None and density < c.min_particles_per_um2:
         reasons.append(f"too few particles ({density:.0f}/µm² < {c.min_particles_per_um2:.0f}/µm²)")
+    clumped = measured.get("clumped_fraction")
+    if clumped is not None and clumped > c.max_clumped_fraction:
+        reasons.append(f"aggregates or crud: {clumped:.1%} of the field in clumps (> {c.max_clumped_fraction:.1%})")
     return reasons

@@ -55,6 +55,13 @@ PADDED_GRADIENT = 0.25
 """Mean change across a row or column, as a fraction of the image's typical change, below
 which an edge band counts as padding."""
 _PADDED_REACH = 8  # a padded band is looked for in the outer 1/8 of each side
+CLUMP_SCALE = 2.0
+"""Diameter, in particle diameters, of the dark objects `clumped_fraction` looks for."""
+CLUMP_SIGMAS = 6.0
+"""Response, in robust deviations of the background, that marks a clump: far above what
+shot noise or a random scatter of single particles reaches at that scale."""
+CLUMP_RELATIVE = 0.6
+"""Least clump response, as a fraction of a single particle's at its own scale."""
 DARK_FILM = 0.85
 """Local mean below this fraction of the median marks carbon or contamination."""
 
@@ -311,3 +318,54 @@ def _peaks(
     masked = np.where(searched, score, 0.0)
     peaks = np.argwhere((masked == maximum_filter(masked, size=size, mode="nearest")) & (masked > 0))
     return peaks, masked[peaks[:, 0], peaks[:, 1]]
+
+
+def clumped_fraction(image: npt.ArrayLike, pixel_size_angstrom: float, diameter_angstrom: float) -> float:
+    """Fraction of the searched area inside dark objects of about twice the particle diameter.
+
+    Aggregated particles and small contamination (ice balls, crud) are dark objects
+    larger than one particle. The image is filtered for dark discs of `CLUMP_SCALE`
+    particle diameters, as the picker filters for particles at one. A clump is where that
+    response exceeds `CLUMP_SIGMAS` robust deviations of its background and
+    `CLUMP_RELATIVE` of a single particle's response at one diameter (the median over the
+    peaks above `detection_threshold`): one particle fills only a quarter of the larger
+    disc, however strong its contrast, while a clump fills most of it.
+
+    Parameters
+    ----------
+    image : (M, N) array_like
+    pixel_size_angstrom : float
+    diameter_angstrom : float
+        Expected particle diameter.
+
+    Returns
+    -------
+    float
+        In [0, 1]; 0 when nothing is searchable (carbon or contamination everywhere).
+    """
+    data = np.asarray(image, dtype=np.float32)
+    diameter_px = diameter_angstrom / pixel_size_angstrom
+    factor = max(1, int(diameter_px // _TARGET_DIAMETER_PX))
+    binned = _bin(data, factor)
+    diameter_binned = diameter_px / factor
+    searched = _searchable(binned, diameter_binned, tuple(-(-w // factor) for w in padded_border(data)))
+    if not searched.any():
+        return 0.0
+    large = _dog(binned, CLUMP_SCALE * diameter_binned)
+    clumped = _standardised(large, searched) > CLUMP_SIGMAS
+    single = _single_particle_response(binned, searched, diameter_binned)
+    if single is not None:
+        clumped &= large - float(np.median(large[searched])) > CLUMP_RELATIVE * single
+    return float(np.mean(clumped[searched]))
+
+
+def _single_particle_response(
+    binned: npt.NDArray[np.float32], searched: npt.NDArray[np.bool_], diameter_px: float
+) -> float | None:
+    """Median filter response of the clear particles (None when fewer than 3 stand out)."""
+    response = _dog(binned, diameter_px)
+    peaks, values = _peaks(_standardised(response, searched), searched, diameter_px)
+    clear = peaks[values >= detection_threshold(int(searched.sum()), diameter_px)]
+    if len(clear) < 3:
+        return None
+    return float(np.median(response[clear[:, 0], clear[:, 1]]) - np.median(response[searched]))
