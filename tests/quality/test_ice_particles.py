@@ -7,7 +7,7 @@ from scipy.ndimage import gaussian_filter
 from gridscout.model.errors import ImageError
 from gridscout.quality.assess import Criteria
 from gridscout.quality.ice import ICE_MEAN_FREE_PATH_NM, crystalline_ice_score, ice_thickness_nm
-from gridscout.quality.particles import clumped_fraction, pick_particles
+from gridscout.quality.particles import pick_particles
 from gridscout.quality.spectrum import amplitude_spectrum
 
 
@@ -83,6 +83,6 @@ def test_clumps_are_told_from_spread_particles(make_dark_discs, make_rosettes):
     limit = Criteria().max_clumped_fraction
     spread = make_dark_discs(56, 40.0, seed=4)[0]
     few_strong = make_dark_discs(5, 40.0, seed=5, contrast=0.6)[0]  # bright noise-relative, still single
-    assert clumped_fraction(spread, 2.0, 80.0) <= limit
-    assert clumped_fraction(few_strong, 2.0, 80.0) <= limit
-    assert clumped_fraction(make_rosettes(6, 40.0), 2.0, 80.0) > limit
+    assert pick_particles(spread, 2.0, 80.0).clumped_fraction <= limit
+    assert pick_particles(few_strong, 2.0, 80.0).clumped_fraction <= limit
+    assert pick_particles(make_rosettes(6, 40.0), 2.0, 80.0).clumped_fraction > limit

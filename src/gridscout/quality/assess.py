@@ -21,7 +21,7 @@ from ..model.errors import GridScoutError
 from .ctf import CtfFit, Microscope, fit_ctf
 from .ice import crystalline_ice_score, ice_thickness_nm
 from .motion import MotionResult, align_movie
-from .particles import Picks, clumped_fraction, pick_particles
+from .particles import Picks, pick_particles
 from .spectrum import AmplitudeSpectrum, amplitude_spectrum
 
 
@@ -172,10 +172,9 @@ def assess_with_details(exposure: Exposure, criteria: Criteria | None = None) ->
         return Assessment(**base, verdict=Verdict.UNUSABLE, reasons=[str(err)]), details
     ctf_judged = 2 * float(exposure.pixel_size_angstrom) <= criteria.max_fit_resolution_angstrom
     if not ctf_judged:
-        measured["notes"] = measured.get("notes", []) + [
-            f"CTF not judged: at {exposure.pixel_size_angstrom:.2f} Å/px the spectrum ends at "
-            f"{2 * exposure.pixel_size_angstrom:.1f} Å, coarser than the "
-            f"{criteria.max_fit_resolution_angstrom:.0f} Å fit asked for (a binned image or thumbnail)"]
+        _note(measured, f"CTF not judged: at {exposure.pixel_size_angstrom:.2f} Å/px the spectrum ends at "
+                        f"{2 * exposure.pixel_size_angstrom:.1f} Å, coarser than the "
+                        f"{criteria.max_fit_resolution_angstrom:.0f} Å fit asked for (a binned image or thumbnail)")
     reasons = _failed_criteria(measured, criteria, ctf_judged)
     verdict = Verdict.BAD if reasons else Verdict.GOOD
     return Assessment(**base, **measured, verdict=verdict, reasons=reasons), details
@@ -211,16 +210,21 @@ def _measure(exposure: Exposure, details: Details) -> dict[str, Any]:
         details.spectrum = amplitude_spectrum(micrograph, pixel)
         measured.update(_ice(micrograph, pixel, exposure.vacuum_dose_e_per_angstrom2))
         picked = _particles(micrograph, pixel, exposure.particle_diameter_angstrom, details)
-        measured["notes"] = measured.get("notes", []) + picked.pop("notes", [])
+        for note in picked.pop("notes", []):
+            _note(measured, note)
         measured.update(picked)
     details.fit = fit_ctf(details.spectrum, exposure.microscope)
     measured["ctf"] = _ctf_report(details.fit)
     measured["crystalline_ice_score"] = crystalline_ice_score(details.spectrum)
     if measured["crystalline_ice_score"] is None:
-        measured["notes"] = measured.get("notes", []) + [
-            f"crystalline ice not measured: at {pixel:.2f} Å/px the spectrum ends at {2 * pixel:.1f} Å, "
-            "short of the ice spacings (3.9-3.4 Å)"]
+        _note(measured, f"crystalline ice not measured: at {pixel:.2f} Å/px the spectrum ends at {2 * pixel:.1f} Å, "
+                        "short of the ice spacings (3.9-3.4 Å)")
     return measured
+
+
+def _note(measured: dict[str, Any], text: str) -> None:
+    """Add to the notes of what could not be measured."""
+    measured.setdefault("notes", []).append(text)
 
 
 def _particles(micrograph: npt.NDArray[np.float32], pixel: float, diameter: float, details: Details) -> dict[str, Any]:
@@ -229,7 +233,7 @@ def _particles(micrograph: npt.NDArray[np.float32], pixel: float, diameter: floa
     except GridScoutError as err:
         return {"notes": [f"particles not counted: {err}"]}
     return {"particle_count": details.picks.count, "particles_per_um2": details.picks.per_um2,
-            "clumped_fraction": clumped_fraction(micrograph, pixel, diameter)}
+            "clumped_fraction": details.picks.clumped_fraction}
 
 
 def _micrograph(exposure: Exposure, details: Details, measured: dict[str, Any]) -> npt.NDArray[np.float32]:
@@ -248,8 +252,8 @@ def _micrograph(exposure: Exposure, details: Details, measured: dict[str, Any]) 
         shifts_angstrom=[(float(x), float(y)) for x, y in details.motion.shifts_angstrom],
     )
     if not details.motion.reliable:
-        measured["notes"] = [f"drift not measurable: frame shifts uncertain by "
-                             f"{details.motion.shift_error_angstrom:.1f} Å (no contrast to align on)"]
+        _note(measured, f"drift not measurable: frame shifts uncertain by "
+                        f"{details.motion.shift_error_angstrom:.1f} Å (no contrast to align on)")
     return details.motion.aligned_sum
 
 
@@ -291,12 +295,11 @@ def _failed_criteria(measured: dict[str, Any], c: Criteria, ctf_judged: bool) ->
         reasons.append(f"no or too little ice ({ice:.0f} nm < {c.min_ice_nm:.0f} nm)")
     if ice is not None and ice > c.max_ice_nm:
         reasons.append(f"ice too thick ({ice:.0f} nm > {c.max_ice_nm:.0f} nm)")
-    if not ctf_judged:
-        pass
-    elif not ctf.rings_found:
-        reasons.append("no Thon rings: the CTF could not be fitted")
-    elif ctf.fit_resolution_angstrom is None or ctf.fit_resolution_angstrom > c.max_fit_resolution_angstrom:
-        reasons.append(f"CTF fit only to {ctf.fit_resolution_angstrom:.1f} Å (> {c.max_fit_resolution_angstrom:.0f} Å)")
+    if ctf_judged:
+        if not ctf.rings_found:
+            reasons.append("no Thon rings: the CTF could not be fitted")
+        elif ctf.fit_resolution_angstrom is None or ctf.fit_resolution_angstrom > c.max_fit_resolution_angstrom:
+            reasons.append(f"CTF fit only to {ctf.fit_resolution_angstrom:.1f} Å (> {c.max_fit_resolution_angstrom:.0f} Å)")
     crystalline = measured.get("crystalline_ice_score")
     if crystalline is not None and crystalline > c.max_crystalline_score:
         reasons.append(f"crystalline ice (score {crystalline:.2f} > {c.max_crystalline_score:.2f})")

@@ -28,7 +28,7 @@ across it (`PADDED_GRADIENT` of the typical change between neighbouring pixels).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -56,7 +56,7 @@ PADDED_GRADIENT = 0.25
 which an edge band counts as padding."""
 _PADDED_REACH = 8  # a padded band is looked for in the outer 1/8 of each side
 CLUMP_SCALE = 2.0
-"""Diameter, in particle diameters, of the dark objects `clumped_fraction` looks for."""
+"""Diameter, in particle diameters, of the clumps `Picks.clumped_fraction` measures."""
 CLUMP_SIGMAS = 6.0
 """Response, in robust deviations of the background, that marks a clump: far above what
 shot noise or a random scatter of single particles reaches at that scale."""
@@ -85,6 +85,10 @@ class Picks:
         off the count (except above the noise ceiling at the full diameter).
     filter_diameter_px : float
         Diameter the filter was tuned to, input pixels.
+    clumped_fraction : float
+        Fraction of the searched area inside clumps: particles (dark, or bright with
+        ``dark=False``) gathered into objects of about twice their diameter, or crud of that size
+        (`CLUMP_SCALE`); measured with the filter at the full diameter.
     """
 
     centres_px: npt.NDArray[np.float64]
@@ -93,6 +97,7 @@ class Picks:
     threshold: float = MIN_THRESHOLD_SIGMAS
     background_peaks: int = 0
     filter_diameter_px: float = 0.0
+    clumped_fraction: float = 0.0
 
     @property
     def count(self) -> int:
@@ -144,12 +149,12 @@ def pick_particles(
         raise ImageError(f"a {diameter_angstrom:.0f} Å particle is {diameter_px:.1f} px: too small or too large")
     sign = 1.0 if dark else -1.0
     border = padded_border(data)
-    best = _pick_at_scale(data, pixel_size_angstrom, diameter_px, FILTER_SCALES[0], sign, border)
+    full = best = _pick_at_scale(data, pixel_size_angstrom, diameter_px, FILTER_SCALES[0], sign, border)
     for scale in FILTER_SCALES[1:]:
         smaller = _pick_at_scale(data, pixel_size_angstrom, diameter_px, scale, sign, border)
         if smaller.count - best.count > _SIGNIFICANT * math.sqrt(smaller.count + 2 * smaller.background_peaks):
             best = smaller
-    return best
+    return replace(best, clumped_fraction=full.clumped_fraction)
 
 
 def _pick_at_scale(
@@ -163,10 +168,15 @@ def _pick_at_scale(
     searched = _searchable(binned, diameter_px / factor, tuple(-(-width // factor) for width in border))
     if not searched.any():
         return Picks(np.zeros((0, 2)), np.zeros(0), 0.0, filter_diameter_px=filter_px)
-    score = _standardised(sign * _dog(binned, filter_px / factor), searched)
+    response = sign * _dog(binned, filter_px / factor)
+    score = _standardised(response, searched)
     dark_peaks, dark_values = _peaks(score, searched, filter_px / factor)
     _, mirror_values = _peaks(-score, searched, filter_px / factor)
     ceiling = detection_threshold(int(searched.sum()), filter_px / factor)
+    clumped = 0.0
+    if scale == 1.0:
+        clear = dark_peaks[dark_values >= ceiling]
+        clumped = _clumped_fraction(sign * _dog(binned, CLUMP_SCALE * filter_px / factor), searched, response, clear)
     threshold = mirror_threshold(dark_values, mirror_values, ceiling)
     above = np.flatnonzero(dark_values >= threshold)
     false = int(np.sum(mirror_values >= threshold))
@@ -179,7 +189,7 @@ def _pick_at_scale(
     kept = above[np.argsort(-dark_values[above], kind="stable")][:count]
     centres = np.column_stack([dark_peaks[kept, 1], dark_peaks[kept, 0]]).astype(float) * factor + (factor - 1) / 2
     area = float(searched.sum()) * (factor * pixel * 1e-4) ** 2
-    return Picks(centres, dark_values[kept].astype(float), area, threshold, false, filter_px)
+    return Picks(centres, dark_values[kept].astype(float), area, threshold, false, filter_px, clumped)
 
 
 def mirror_threshold(dark: npt.NDArray[np.floating], mirror: npt.NDArray[np.floating], ceiling: float) -> float:
@@ -320,52 +330,21 @@ def _peaks(
     return peaks, masked[peaks[:, 0], peaks[:, 1]]
 
 
-def clumped_fraction(image: npt.ArrayLike, pixel_size_angstrom: float, diameter_angstrom: float) -> float:
-    """Fraction of the searched area inside dark objects of about twice the particle diameter.
+def _clumped_fraction(
+    large: npt.NDArray[np.float32], searched: npt.NDArray[np.bool_],
+    response: npt.NDArray[np.float32], clear: npt.NDArray[np.intp],
+) -> float:
+    """Fraction of the searched area in clumps, from the responses at `CLUMP_SCALE` and one diameter.
 
-    Aggregated particles and small contamination (ice balls, crud) are dark objects
-    larger than one particle. The image is filtered for dark discs of `CLUMP_SCALE`
-    particle diameters, as the picker filters for particles at one. A clump is where that
-    response exceeds `CLUMP_SIGMAS` robust deviations of its background and
-    `CLUMP_RELATIVE` of a single particle's response at one diameter (the median over the
-    peaks above `detection_threshold`): one particle fills only a quarter of the larger
-    disc, however strong its contrast, while a clump fills most of it.
-
-    Parameters
-    ----------
-    image : (M, N) array_like
-    pixel_size_angstrom : float
-    diameter_angstrom : float
-        Expected particle diameter.
-
-    Returns
-    -------
-    float
-        In [0, 1]; 0 when nothing is searchable (carbon or contamination everywhere).
+    Aggregated particles and small contamination (ice balls, crud) are objects larger
+    than one particle. A clump is where the `large` response exceeds `CLUMP_SIGMAS`
+    robust deviations of its background and `CLUMP_RELATIVE` of a single particle's
+    `response` (the median over the `clear` peaks, those above `detection_threshold`):
+    one particle fills only a quarter of the larger disc, however strong its contrast,
+    while a clump fills most of it. Without three clear particles only the noise test applies.
     """
-    data = np.asarray(image, dtype=np.float32)
-    diameter_px = diameter_angstrom / pixel_size_angstrom
-    factor = max(1, int(diameter_px // _TARGET_DIAMETER_PX))
-    binned = _bin(data, factor)
-    diameter_binned = diameter_px / factor
-    searched = _searchable(binned, diameter_binned, tuple(-(-w // factor) for w in padded_border(data)))
-    if not searched.any():
-        return 0.0
-    large = _dog(binned, CLUMP_SCALE * diameter_binned)
     clumped = _standardised(large, searched) > CLUMP_SIGMAS
-    single = _single_particle_response(binned, searched, diameter_binned)
-    if single is not None:
+    if len(clear) >= 3:
+        single = float(np.median(response[clear[:, 0], clear[:, 1]]) - np.median(response[searched]))
         clumped &= large - float(np.median(large[searched])) > CLUMP_RELATIVE * single
     return float(np.mean(clumped[searched]))
-
-
-def _single_particle_response(
-    binned: npt.NDArray[np.float32], searched: npt.NDArray[np.bool_], diameter_px: float
-) -> float | None:
-    """Median filter response of the clear particles (None when fewer than 3 stand out)."""
-    response = _dog(binned, diameter_px)
-    peaks, values = _peaks(_standardised(response, searched), searched, diameter_px)
-    clear = peaks[values >= detection_threshold(int(searched.sum()), diameter_px)]
-    if len(clear) < 3:
-        return None
-    return float(np.median(response[clear[:, 0], clear[:, 1]]) - np.median(response[searched]))
