@@ -216,6 +216,8 @@ def _assessment_text(a) -> str:  # noqa: ANN001
         lines.append(f"  ice {a.ice_thickness_nm:.0f} nm")
     if a.crystalline_ice_score is not None:
         lines.append(f"  crystalline-ice score {a.crystalline_ice_score:.2f}")
+    if a.grain_contrast is not None:
+        lines.append(f"  ice grain contrast {a.grain_contrast:.1f} x the shot noise")
     if a.particle_count is not None:
         clumps = f", {a.clumped_fraction:.1%} of the field in clumps" if a.clumped_fraction is not None else ""
         lines.append(f"  {a.particle_count} particles ({a.particles_per_um2:.0f}/µm²){clumps}")

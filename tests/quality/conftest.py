@@ -39,8 +39,8 @@ def drifting_movie(shifts_px: np.ndarray, *, size: int = 512, dose_per_frame: fl
 
 
 def dark_discs(count: int, diameter_px: float, *, size: int = 1024, dose: float = 30.0, contrast: float = 0.15,
-               seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Non-overlapping dark discs on a flat background with shot noise; image and centres (x, y)."""
+               seed: int = 0, transmission: np.ndarray | float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Non-overlapping dark discs on a background (flat, or `transmission`) with shot noise; image and centres (x, y)."""
     rng = np.random.default_rng(seed)
     centres: list[tuple[float, float]] = []
     margin = 1.5 * diameter_px
@@ -52,8 +52,19 @@ def dark_discs(count: int, diameter_px: float, *, size: int = 1024, dose: float 
     density = np.zeros((size, size))
     for x, y in centres:
         density += ((xx - x) ** 2 + (yy - y) ** 2) <= (diameter_px / 2) ** 2
-    image = rng.poisson(dose * (1 - contrast * density)).astype(np.float32)
+    image = rng.poisson(dose * (1 - contrast * density) * transmission).astype(np.float32)
     return image, np.array(centres)
+
+
+def ice_grains(grain_px: float, *, size: int = 1024, max_depth: float = 0.06, seed: int = 0) -> np.ndarray:
+    """Transmission of polycrystalline ice: Voronoi grains, each losing U(0, max_depth) of optical depth."""
+    from scipy.spatial import cKDTree
+
+    rng = np.random.default_rng(seed)
+    seeds = rng.uniform(0, size, (int((size / grain_px) ** 2), 2))
+    yy, xx = np.mgrid[:size, :size]
+    _, grain = cKDTree(seeds).query(np.column_stack([xx.ravel(), yy.ravel()]))
+    return np.exp(-rng.uniform(0, max_depth, len(seeds))[grain]).reshape(size, size)
 
 
 def rosettes(groups: int, diameter: float, *, size: int = 1024, dose: float = 30.0, seed: int = 0) -> np.ndarray:
@@ -86,3 +97,8 @@ def make_dark_discs():
 @pytest.fixture
 def make_rosettes():
     return rosettes
+
+
+@pytest.fixture
+def make_ice_grains():
+    return ice_grains

@@ -69,6 +69,19 @@ def test_a_thumbnail_is_judged_without_the_ctf_it_cannot_show(make_dark_discs):
     assert result.verdict is Verdict.GOOD, result.reasons
 
 
+def test_a_crystalline_thumbnail_is_told_by_its_grains(make_dark_discs, make_ice_grains):
+    """Too coarse for the 3.7 Å reflections, crystalline ice still shows as mottled grains."""
+    grains = make_ice_grains(40, size=512, seed=3)  # 320 Å grains
+    def judged(transmission):
+        thumbnail = make_dark_discs(60, 19.0, seed=2, size=512, transmission=transmission, dose=1000.0, contrast=0.03)[0]
+        return assess(Exposure(thumbnail, ExposureKind.MICROGRAPH, 8.0, particle_diameter_angstrom=150.0))
+
+    assert judged(1.0).verdict is Verdict.GOOD, judged(1.0).reasons
+    result = judged(grains)
+    assert result.grain_contrast > Criteria().max_grain_contrast
+    assert result.verdict is Verdict.BAD and any("crystalline or uneven ice" in r for r in result.reasons)
+
+
 def test_aggregated_particles_make_an_exposure_bad(make_dark_discs, make_rosettes):
     spread = make_dark_discs(56, 40.0, seed=4)[0]
     aggregated = make_rosettes(8, 40.0)

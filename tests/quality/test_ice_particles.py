@@ -6,7 +6,7 @@ from scipy.ndimage import gaussian_filter
 
 from gridscout.model.errors import ImageError
 from gridscout.quality.assess import Criteria
-from gridscout.quality.ice import ICE_MEAN_FREE_PATH_NM, crystalline_ice_score, ice_thickness_nm
+from gridscout.quality.ice import ICE_MEAN_FREE_PATH_NM, crystalline_ice_score, grain_contrast, ice_thickness_nm
 from gridscout.quality.particles import pick_particles
 from gridscout.quality.spectrum import amplitude_spectrum
 
@@ -38,6 +38,26 @@ def test_crystalline_score_sees_ice_spacings_only(rng):
 
 def test_crystalline_score_needs_a_fine_enough_pixel(rng):
     assert crystalline_ice_score(amplitude_spectrum(rng.random((512, 512)), 2.0)) is None
+
+
+def test_grain_contrast_tells_mottled_ice_from_particles_in_even_ice(make_dark_discs, make_ice_grains):
+    """Crystalline grains (150 px, up to 6% Bragg loss) mottle the field; particles and a carbon edge do not."""
+    limit = Criteria().max_grain_contrast
+    even = make_dark_discs(60, 40.0, seed=2, dose=200.0, contrast=0.03)[0]
+    grains = make_dark_discs(60, 40.0, seed=2, dose=200.0, contrast=0.03, transmission=make_ice_grains(150, seed=2))[0]
+    edge = even.copy()
+    edge[:, :300] *= 0.7  # carbon film over a third of the field
+    assert grain_contrast(even, 2.0, 80.0)[0] < limit / 2
+    assert grain_contrast(edge, 2.0, 80.0)[0] < limit / 2
+    assert grain_contrast(grains, 2.0, 80.0)[0] > limit
+
+
+def test_grain_contrast_needs_shot_noise_and_room(make_dark_discs):
+    image = make_dark_discs(60, 40.0, seed=2, dose=200.0, contrast=0.03)[0]
+    contrast, why = grain_contrast(gaussian_filter(image, 6.0), 2.0, 80.0)  # smoothed over a sixth of a particle, as denoised
+    assert contrast is None and "low-pass filtered" in why
+    contrast, why = grain_contrast(image[:300, :300], 2.0, 80.0)
+    assert contrast is None and "particle diameters across" in why
 
 
 @pytest.mark.parametrize("count", [0, 25, 60])

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..model.errors import GridScoutError
 from .ctf import CtfFit, Microscope, fit_ctf
-from .ice import crystalline_ice_score, ice_thickness_nm
+from .ice import crystalline_ice_score, grain_contrast, ice_thickness_nm
 from .motion import MotionResult, align_movie
 from .particles import Picks, pick_particles
 from .spectrum import AmplitudeSpectrum, amplitude_spectrum
@@ -80,6 +80,7 @@ class Criteria(BaseModel):
     min_ice_nm: float = Field(15.0, ge=0)
     max_ice_nm: float = Field(120.0, gt=0)
     max_crystalline_score: float = Field(0.15, gt=0)
+    max_grain_contrast: float = Field(10.0, gt=0)
     min_particles_per_um2: float = Field(50.0, ge=0)
     max_clumped_fraction: float = Field(0.006, gt=0, le=1)
 
@@ -122,6 +123,8 @@ class Assessment(BaseModel):
     ctf: CtfReport | None = None
     ice_thickness_nm: float | None = None
     crystalline_ice_score: float | None = None
+    grain_contrast: float | None = Field(
+        None, description="spread at 2-8 particle diameters over the shot noise's: crystalline or uneven ice")
     particle_count: int | None = None
     particles_per_um2: float | None = None
     clumped_fraction: float | None = Field(
@@ -209,6 +212,9 @@ def _measure(exposure: Exposure, details: Details) -> dict[str, Any]:
         details.micrograph = micrograph
         details.spectrum = amplitude_spectrum(micrograph, pixel)
         measured.update(_ice(micrograph, pixel, exposure.vacuum_dose_e_per_angstrom2))
+        measured["grain_contrast"], why_not = grain_contrast(micrograph, pixel, exposure.particle_diameter_angstrom)
+        if why_not:
+            _note(measured, f"ice grain contrast not measured: {why_not}")
         picked = _particles(micrograph, pixel, exposure.particle_diameter_angstrom, details)
         for note in picked.pop("notes", []):
             _note(measured, note)
@@ -303,6 +309,10 @@ def _failed_criteria(measured: dict[str, Any], c: Criteria, ctf_judged: bool) ->
     crystalline = measured.get("crystalline_ice_score")
     if crystalline is not None and crystalline > c.max_crystalline_score:
         reasons.append(f"crystalline ice (score {crystalline:.2f} > {c.max_crystalline_score:.2f})")
+    grains = measured.get("grain_contrast")
+    if grains is not None and grains > c.max_grain_contrast:
+        reasons.append(f"crystalline or uneven ice: mottled at 2-8 particle sizes ({grains:.1f} x the shot noise "
+                       f"> {c.max_grain_contrast:.0f})")
     motion: MotionReport | None = measured.get("motion")
     if motion is not None and motion.reliable and motion.total_drift_angstrom > c.max_total_drift_angstrom:
         reasons.append(f"drift {motion.total_drift_angstrom:.0f} Å > {c.max_total_drift_angstrom:.0f} Å")

@@ -164,8 +164,8 @@ def _pick_at_scale(
     """Picks with the filter tuned to `scale` x the particle diameter, off the padded `border`."""
     filter_px = scale * diameter_px
     factor = max(1, int(filter_px // _TARGET_DIAMETER_PX))
-    binned = _bin(data, factor)
-    searched = _searchable(binned, diameter_px / factor, tuple(-(-width // factor) for width in border))
+    binned = bin_image(data, factor)
+    searched = searchable_area(binned, diameter_px / factor, tuple(-(-width // factor) for width in border))
     if not searched.any():
         return Picks(np.zeros((0, 2)), np.zeros(0), 0.0, filter_diameter_px=filter_px)
     response = sign * _dog(binned, filter_px / factor)
@@ -269,10 +269,13 @@ def _band(change: npt.NDArray[np.floating], typical: float) -> int:
     return int(flat.max()) + 1 if flat.size else 0
 
 
-def _searchable(
+def searchable_area(
     image: npt.NDArray[np.float32], diameter_px: float, border: tuple[int, int, int, int] = (0, 0, 0, 0)
 ) -> npt.NDArray[np.bool_]:
     """Pixels where a particle centre may be: off the edge and its padding, and off carbon or crud.
+
+    `diameter_px` is in the pixels of `image`; `border` gives the padded bands' widths
+    (`padded_border`, top, bottom, left, right) in the same pixels.
 
     Carbon film and thick contamination absorb: where the local mean (over two
     diameters) is below `DARK_FILM` of the image's median, and within a diameter of such
@@ -292,7 +295,8 @@ def _searchable(
     return searched
 
 
-def _bin(data: npt.NDArray[np.float32], factor: int) -> npt.NDArray[np.float32]:
+def bin_image(data: npt.NDArray[np.float32], factor: int) -> npt.NDArray[np.float32]:
+    """Mean of `factor` x `factor` blocks; rows and columns that do not fill a block are dropped."""
     if factor == 1:
         return data
     rows, cols = (s // factor * factor for s in data.shape)
