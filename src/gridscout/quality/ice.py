@@ -51,6 +51,7 @@ the image's shot noise can serve as the reference; a denoised, compressed or smo
 image falls below it."""
 _GRAIN_BIN_DIAMETER_PX = 8.0  # bin so that a particle spans about this many pixels (the band is wider)
 _MIN_GRAIN_FIELD = 0.1  # least fraction of the image that must be ice to judge it
+_WHITE_FINE_NORM = math.sqrt(1 - 1 / math.pi + 1 / (4 * math.pi))  # unit white noise minus its 1-px Gaussian
 
 
 def ice_thickness_nm(mean_dose_e_per_angstrom2: float, vacuum_dose_e_per_angstrom2: float) -> float:
@@ -142,7 +143,7 @@ def grain_contrast(
     ice = searchable_area(binned, diameter_px, tuple(-(-width // factor) for width in padded_border(data)))
     if ice.mean() < _MIN_GRAIN_FIELD:
         return None, "under a tenth of the field is clear ice"
-    fine = _robust_spread((binned - gaussian_filter(binned, 1.0))[ice]) / _white_fine_norm()
+    fine = _robust_spread((binned - gaussian_filter(binned, 1.0))[ice]) / _WHITE_FINE_NORM
     next_band = _robust_spread(_band(binned, ice, 1.0, 2.0)[ice]) / _white_band_norm(1.0, 2.0)
     if fine == 0 or fine < MIN_FINE_NOISE * next_band:
         return None, "the image is low-pass filtered (denoised, compressed or smoothed): no shot noise to refer to"
@@ -165,11 +166,6 @@ def _band(image: npt.NDArray[np.float32], inside: npt.NDArray[np.bool_], narrow:
 def _white_band_norm(narrow: float, wide: float) -> float:
     """Standard deviation of unit white noise after Gaussian(narrow) - Gaussian(wide)."""
     return math.sqrt(1 / (4 * math.pi * narrow**2) + 1 / (4 * math.pi * wide**2) - 1 / (math.pi * (narrow**2 + wide**2)))
-
-
-def _white_fine_norm() -> float:
-    """Standard deviation of unit white noise minus its Gaussian(1 px)."""
-    return math.sqrt(1 - 1 / math.pi + 1 / (4 * math.pi))
 
 
 def _robust_spread(values: npt.NDArray[np.float32]) -> float:
