@@ -209,6 +209,19 @@ def test_a_lattice_buried_by_contamination_is_found_in_the_local_contrast(seed):
     assert len(found) >= 40
 
 
+def test_a_wrong_lattice_from_the_spectrum_is_replaced_by_one_that_fits_the_holes():
+    """Large hexagonal holes on carbon: two harmonics of the spectrum index a finer oblique
+    lattice, whose points miss every hole (119 false detections before); the local-contrast
+    view gives the holes' own lattice."""
+    case = random_medmag(np.random.default_rng(213), size_px=512)
+    assert find_hole_lattice(case.image.astype(np.float32)) is not None
+    found = find_holes(case.image, detector=False)
+    score = score_hole_detection(MedmagResult(case, found))
+    assert found.lattice.kind == "hexagonal"
+    assert score.matched_visible == score.visible == 17
+    assert score.matched_any == score.detected
+
+
 @pytest.mark.parametrize(("name", "pitch_px"), [("leginon_08mar13e_00010gr_00004sq_v02.mrc", 40.0),
                                                  ("leginon_mag2250_bin4_1.jpg", 96.0)])
 def test_real_square_images_give_the_readme_pitch_within_3_percent(real_data, name, pitch_px):

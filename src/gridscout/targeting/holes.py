@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,6 +45,12 @@ BRAGG_PEAK_RATIO = 30.0
 """A spectral peak counts when it stands this far above the local background power."""
 CONTRAST_SCALES_PX = (8.0, 16.0)
 """Gaussian scales of the local-contrast views searched when the image's own spectrum shows no lattice."""
+EDGE_SCALE_PX = 3.0
+"""Gaussian scale of the gradient-magnitude view, the last searched for a lattice."""
+MAX_LATTICE_RESIDUAL_REL = 0.45
+"""A lattice fits its holes when their rms distance from its points is at most this share of the minor semi-axis."""
+MIN_MEAN_CONFIDENCE = 0.85
+"""... and the mean confidence of its holes is at least this."""
 HARMONIC_REACH = 4.0
 """The lattice basis is sought among peaks up to this many times the strongest peak's frequency."""
 WORK_PITCH_PX = 32.0
@@ -216,9 +223,54 @@ def find_holes(image: npt.ArrayLike, *, detector=None) -> HoleSet:  # noqa: ANN0
 
 # ------------------------------------------------------------------ lattice path
 def _lattice_holes(raw: npt.NDArray[np.float32], detector) -> HoleSet:  # noqa: ANN001
-    vectors = _search_lattice(raw)
-    if vectors is None:
-        return HoleSet([], reason="no hole lattice: no periodic pattern stands out of the image's spectrum")
+    """Holes on the first candidate lattice that fits them (`_fits_holes`), else on the best-fitting one.
+
+    A lattice from the spectrum can be wrong: when holes of both contrasts, a bar or
+    harmonics of large holes dominate, two strong peaks index a lattice that is not the
+    holes'. Its points then miss most holes, and the holes it confirms sit off its points.
+    Other views of the image (`_candidate_lattices`) are tried only when that happens.
+    """
+    tried: list[npt.NDArray[np.float64]] = []
+    best: HoleSet | None = None
+    for vectors in _candidate_lattices(raw):
+        if any(_same_lattice(vectors, other) for other in tried):
+            continue
+        tried.append(vectors)
+        found = _holes_on_lattice(raw, vectors, detector)
+        if _fits_holes(found):
+            return found
+        if best is None or _lattice_fit_score(found) > _lattice_fit_score(best):
+            best = found
+    return best or HoleSet([], reason="no hole lattice: no periodic pattern stands out of the image's spectrum")
+
+
+def _fits_holes(found: HoleSet) -> bool:
+    """Whether a lattice is the holes' own: it fits them closely and most of them are sure holes."""
+    fit = _lattice_fit(found)
+    return fit is not None and fit[0] >= MIN_MEAN_CONFIDENCE and fit[1] <= MAX_LATTICE_RESIDUAL_REL
+
+
+def _lattice_fit_score(found: HoleSet) -> float:
+    """Mean confidence less relative residual (`_lattice_fit`); -inf with too few holes."""
+    fit = _lattice_fit(found)
+    return -np.inf if fit is None else fit[0] - fit[1]
+
+
+def _lattice_fit(found: HoleSet) -> tuple[float, float] | None:
+    """Mean confidence of the holes and the lattice's rms residual in minor semi-axes; None with too few holes."""
+    if len(found) < MIN_LATTICE_HOLES or not np.isfinite(found.lattice.residual_px):
+        return None
+    confidence = float(np.mean([h.confidence for h in found.holes]))
+    return confidence, found.lattice.residual_px / min(found.holes[0].axes_px)
+
+
+def _same_lattice(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64]) -> bool:
+    """Whether two bases span the same lattice (to 6% of a vector): a = M b with M integer and unimodular."""
+    m = a @ np.linalg.inv(b)
+    return bool(np.allclose(m, np.rint(m), atol=0.06) and abs(abs(np.linalg.det(np.rint(m))) - 1) < 1e-9)
+
+
+def _holes_on_lattice(raw: npt.NDArray[np.float32], vectors: npt.NDArray[np.float64], detector) -> HoleSet:  # noqa: ANN001
     pitch = float(np.hypot(*vectors[0]))
     if pitch < MIN_HOLE_DIAMETER_PX * 1.4:
         return HoleSet([], reason=f"the only periodic pattern has a {pitch:.1f} px pitch: too fine for holes")
@@ -242,34 +294,39 @@ def _lattice_holes(raw: npt.NDArray[np.float32], detector) -> HoleSet:  # noqa: 
     return HoleSet(holes, lattice=lattice, contrast=shape.sign)
 
 
-def _search_lattice(raw: npt.NDArray[np.float32]) -> npt.NDArray[np.float64] | None:
-    """Lattice vectors of a large image: a central full-resolution crop keeps small holes; a binned copy sees large ones."""
+def _candidate_lattices(raw: npt.NDArray[np.float32]) -> Iterator[npt.NDArray[np.float64]]:
+    """Lattice vectors from each view of the image in turn, computed only when asked for.
+
+    A large image is searched on a central full-resolution crop (small holes show), then
+    binned whole (large holes show).
+    """
     rows, cols = raw.shape
     if max(rows, cols) <= LATTICE_SEARCH_PX:
-        return _lattice_of_either_view(raw)
+        yield from _lattices_of_views(raw)
+        return
     r0, c0 = max(0, (rows - LATTICE_SEARCH_PX) // 2), max(0, (cols - LATTICE_SEARCH_PX) // 2)
-    vectors = _lattice_of_either_view(raw[r0:r0 + LATTICE_SEARCH_PX, c0:c0 + LATTICE_SEARCH_PX])
-    if vectors is not None:
-        return vectors
+    yield from _lattices_of_views(raw[r0:r0 + LATTICE_SEARCH_PX, c0:c0 + LATTICE_SEARCH_PX])
     coarse = math.ceil(max(rows, cols) / LATTICE_SEARCH_PX)
-    vectors = _lattice_of_either_view(bin_mean(raw, coarse))
-    return None if vectors is None else vectors * coarse
+    yield from (vectors * coarse for vectors in _lattices_of_views(bin_mean(raw, coarse)))
 
 
-def _lattice_of_either_view(image: npt.NDArray[np.float32]) -> npt.NDArray[np.float64] | None:
-    """`find_hole_lattice` of the image, else of its local contrast at `CONTRAST_SCALES_PX`.
+def _lattices_of_views(image: npt.NDArray[np.float32]) -> Iterator[npt.NDArray[np.float64]]:
+    """`find_hole_lattice` of the image, of its local contrast at `CONTRAST_SCALES_PX`, and of its edges.
 
     Large, strong features (contamination, a grid bar, the dark side of a tilted square, a
     dose too low for one hole to show) can bury the holes' Bragg peaks in the spectrum's
     broad background. Normalised to unit local spread, every region weighs the same and
-    the lattice's periodicity stands out again.
+    the lattice's periodicity stands out again. Where some holes are brighter than the
+    film and others darker (ice near the film's own transmission), their Bragg peaks
+    cancel, but their rims do not: the gradient magnitude shows every hole as a ring.
     """
-    vectors = find_hole_lattice(image)
-    for scale in CONTRAST_SCALES_PX:
+    views = [lambda: image] + [lambda s=s: _local_contrast(image, s) for s in CONTRAST_SCALES_PX]
+    views.append(lambda: _local_contrast(ndimage.gaussian_gradient_magnitude(image, EDGE_SCALE_PX).astype(np.float32),
+                                         CONTRAST_SCALES_PX[-1]))
+    for view in views:
+        vectors = find_hole_lattice(view())
         if vectors is not None:
-            break
-        vectors = find_hole_lattice(_local_contrast(image, scale))
-    return vectors
+            yield vectors
 
 
 def _local_contrast(image: npt.NDArray[np.float32], scale_px: float) -> npt.NDArray[np.float32]:
