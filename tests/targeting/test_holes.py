@@ -230,3 +230,31 @@ def test_real_square_images_give_the_readme_pitch_within_3_percent(real_data, na
     found = find_holes(data)
     assert found.lattice is not None and abs(found.lattice.pitch_px / pitch_px - 1) < 0.03
     assert len(found) >= 50
+
+
+def test_a_lattice_no_single_spectrum_shows_is_found_in_the_tile_averaged_spectrum():
+    """Small faint holes on carbon: neither the image's spectrum nor its local contrast or
+    edges show a peak above the noise (two holes found before, 10 false ones); the spectrum
+    averaged over 49 tiles does."""
+    case = random_medmag(np.random.default_rng(9), size_px=1024)
+    image = case.image.astype(np.float32)
+    assert find_hole_lattice(image) is None
+    found = find_holes(case.image, detector=False)
+    score = score_hole_detection(MedmagResult(case, found))
+    assert found.lattice is not None and found.lattice.kind == "square"
+    assert score.matched_visible >= 0.6 * score.visible
+    assert score.matched_any >= 0.98 * score.detected
+
+
+@pytest.mark.parametrize("seed", [101, 192])
+def test_a_lattice_with_a_point_between_every_two_holes_is_halved(seed):
+    """The spectra of these images show only even orders along one direction: the lattice
+    they give has a point between every two holes (an oblique lattice where the film's is
+    square, or 10 false holes before). The holes fill one half of it: that half is theirs."""
+    case = random_medmag(np.random.default_rng(seed), size_px=512)
+    found = find_holes(case.image, detector=False)
+    score = score_hole_detection(MedmagResult(case, found))
+    assert score.matched_any == score.detected
+    assert score.matched_visible >= score.visible - 2
+    if case.grid.spec.tilt_deg == 0:
+        assert found.lattice.kind == {"square": "square", "hex": "hexagonal"}[case.lattice]

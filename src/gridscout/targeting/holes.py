@@ -46,11 +46,21 @@ BRAGG_PEAK_RATIO = 30.0
 CONTRAST_SCALES_PX = (8.0, 16.0)
 """Gaussian scales of the local-contrast views searched when the image's own spectrum shows no lattice."""
 EDGE_SCALE_PX = 3.0
-"""Gaussian scale of the gradient-magnitude view, the last searched for a lattice."""
+"""Gaussian scale of the gradient-magnitude view searched for a lattice."""
+WELCH_TILE_PX = 256
+"""Side of the tiles whose spectra are averaged when no view's own spectrum shows a lattice."""
+WELCH_TILES_PER_SIDE = 4
+"""Images are averaged only when this many tiles fit along each side (49 half-overlapping tiles at least):
+with fewer, the average's own scatter passes `WELCH_PEAK_RATIO` (lattices of noise on 512 px images)."""
+WELCH_PEAK_RATIO = 3.5
+"""A peak of the tile-averaged spectrum counts when it stands this far above the local median."""
 MAX_LATTICE_RESIDUAL_REL = 0.45
 """A lattice fits its holes when their rms distance from its points is at most this share of the minor semi-axis."""
 MIN_MEAN_CONFIDENCE = 0.85
 """... and the mean confidence of its holes is at least this."""
+COSET_RATIO = 0.4
+"""A lattice whose holes fill one coset of an index-2 sublattice less than this share of the other is that sublattice's."""
+MIN_COSET_HOLES = 20
 HARMONIC_REACH = 4.0
 """The lattice basis is sought among peaks up to this many times the strongest peak's frequency."""
 WORK_PITCH_PX = 32.0
@@ -223,37 +233,56 @@ def find_holes(image: npt.ArrayLike, *, detector=None) -> HoleSet:  # noqa: ANN0
 
 # ------------------------------------------------------------------ lattice path
 def _lattice_holes(raw: npt.NDArray[np.float32], detector) -> HoleSet:  # noqa: ANN001
-    """Holes on the first candidate lattice that fits them (`_fits_holes`), else on the best-fitting one.
+    """Holes on the first candidate lattice that fits them, else on the best one near them.
 
     A lattice from the spectrum can be wrong: when holes of both contrasts, a bar or
     harmonics of large holes dominate, two strong peaks index a lattice that is not the
     holes'. Its points then miss most holes, and the holes it confirms sit off its points.
-    Other views of the image (`_candidate_lattices`) are tried only when that happens.
+    Other views of the image (`_candidate_lattices`) are tried only when that happens. A
+    lattice fits when its holes sit on its points (`MAX_LATTICE_RESIDUAL_REL`) and most of
+    them are sure (`MIN_MEAN_CONFIDENCE`). One whose holes sit off its points is never used:
+    the blob search does better without it.
     """
     tried: list[npt.NDArray[np.float64]] = []
-    best: HoleSet | None = None
+    best, best_score, reason = None, -np.inf, None
     for vectors in _candidate_lattices(raw):
         if any(_same_lattice(vectors, other) for other in tried):
             continue
         tried.append(vectors)
         found = _holes_on_lattice(raw, vectors, detector)
-        if _fits_holes(found):
+        fit = _lattice_fit(found)
+        sublattice = _holes_sublattice(found) if fit is not None and fit[1] <= MAX_LATTICE_RESIDUAL_REL else None
+        if sublattice is not None:
+            tried.append(sublattice)
+            found = _holes_on_lattice(raw, sublattice, detector)
+            fit = _lattice_fit(found)
+        if fit is None or fit[1] > MAX_LATTICE_RESIDUAL_REL:
+            reason = reason or found.reason or "no lattice found in the image's spectrum fits the holes on it"
+            continue
+        if fit[0] >= MIN_MEAN_CONFIDENCE:
             return found
-        if best is None or _lattice_fit_score(found) > _lattice_fit_score(best):
-            best = found
-    return best or HoleSet([], reason="no hole lattice: no periodic pattern stands out of the image's spectrum")
+        if fit[0] - fit[1] > best_score:
+            best, best_score = found, fit[0] - fit[1]
+    return best or HoleSet([], reason=reason or "no hole lattice: no periodic pattern stands out of the image's spectrum")
 
 
-def _fits_holes(found: HoleSet) -> bool:
-    """Whether a lattice is the holes' own: it fits them closely and most of them are sure holes."""
-    fit = _lattice_fit(found)
-    return fit is not None and fit[0] >= MIN_MEAN_CONFIDENCE and fit[1] <= MAX_LATTICE_RESIDUAL_REL
+def _holes_sublattice(found: HoleSet) -> npt.NDArray[np.float64] | None:
+    """The index-2 sublattice that holds the holes, when one of its two cosets holds few of them.
 
-
-def _lattice_fit_score(found: HoleSet) -> float:
-    """Mean confidence less relative residual (`_lattice_fit`); -inf with too few holes."""
-    fit = _lattice_fit(found)
-    return -np.inf if fit is None else fit[0] - fit[1]
+    A spectrum that shows only the even orders along one direction gives a lattice with a
+    point between every two holes; few of those points pass as holes, so the holes fall
+    mostly on one half of the lattice (`COSET_RATIO`), which is the holes' own lattice.
+    """
+    if len(found) < MIN_COSET_HOLES:
+        return None
+    u, v = found.lattice.vectors_px
+    centres = found.centres_px()
+    mn = np.rint((centres - centres[0]) @ np.linalg.inv(found.lattice.vectors_px)).astype(np.int64)
+    for parity, basis in (((1, 0), (2 * u, v)), ((0, 1), (u, 2 * v)), ((1, 1), (u + v, u - v))):
+        odd = int(np.sum((mn @ np.array(parity)) % 2))
+        if min(odd, len(mn) - odd) < COSET_RATIO * max(odd, len(mn) - odd):
+            return _reduced(np.array(basis, dtype=float))
+    return None
 
 
 def _lattice_fit(found: HoleSet) -> tuple[float, float] | None:
@@ -311,7 +340,8 @@ def _candidate_lattices(raw: npt.NDArray[np.float32]) -> Iterator[npt.NDArray[np
 
 
 def _lattices_of_views(image: npt.NDArray[np.float32]) -> Iterator[npt.NDArray[np.float64]]:
-    """`find_hole_lattice` of the image, of its local contrast at `CONTRAST_SCALES_PX`, and of its edges.
+    """`find_hole_lattice` of the image, of its local contrast at `CONTRAST_SCALES_PX`, and of its edges;
+    then the same views' tile-averaged spectra.
 
     Large, strong features (contamination, a grid bar, the dark side of a tilted square, a
     dose too low for one hole to show) can bury the holes' Bragg peaks in the spectrum's
@@ -319,14 +349,26 @@ def _lattices_of_views(image: npt.NDArray[np.float32]) -> Iterator[npt.NDArray[n
     the lattice's periodicity stands out again. Where some holes are brighter than the
     film and others darker (ice near the film's own transmission), their Bragg peaks
     cancel, but their rims do not: the gradient magnitude shows every hole as a ring.
+    Holes in only a few squares, or each too faint to see, need the averaged spectrum.
     """
-    views = [lambda: image] + [lambda s=s: _local_contrast(image, s) for s in CONTRAST_SCALES_PX]
-    views.append(lambda: _local_contrast(ndimage.gaussian_gradient_magnitude(image, EDGE_SCALE_PX).astype(np.float32),
-                                         CONTRAST_SCALES_PX[-1]))
-    for view in views:
-        vectors = find_hole_lattice(view())
-        if vectors is not None:
-            yield vectors
+    views: list[npt.NDArray[np.float32]] = []
+    for averaged in (False, True):
+        for k in range(len(CONTRAST_SCALES_PX) + 2):
+            if k == len(views):
+                views.append(_view(image, k))
+            vectors = find_hole_lattice(views[k], averaged=averaged)
+            if vectors is not None:
+                yield vectors
+
+
+def _view(image: npt.NDArray[np.float32], k: int) -> npt.NDArray[np.float32]:
+    """View `k` of the image: itself, its local contrast at each of `CONTRAST_SCALES_PX`, then its edges."""
+    if k == 0:
+        return image
+    if k <= len(CONTRAST_SCALES_PX):
+        return _local_contrast(image, CONTRAST_SCALES_PX[k - 1])
+    edges = ndimage.gaussian_gradient_magnitude(image, EDGE_SCALE_PX).astype(np.float32)
+    return _local_contrast(edges, CONTRAST_SCALES_PX[-1])
 
 
 def _local_contrast(image: npt.NDArray[np.float32], scale_px: float) -> npt.NDArray[np.float32]:
@@ -337,13 +379,15 @@ def _local_contrast(image: npt.NDArray[np.float32], scale_px: float) -> npt.NDAr
     return deviation / np.sqrt(variance + max(float(variance.mean()), 1e-30) * 1e-6)
 
 
-def find_hole_lattice(image: npt.NDArray[np.float32]) -> npt.NDArray[np.float64] | None:
+def find_hole_lattice(image: npt.NDArray[np.float32], *, averaged: bool = False) -> npt.NDArray[np.float64] | None:
     """The two shortest lattice vectors (rows, ``(dx, dy)`` px) from the power spectrum's Bragg peaks.
 
+    With `averaged`, the peaks are sought in the spectrum averaged over tiles
+    (`_averaged_bragg_peaks`), for lattices whose peaks no single frequency bin shows.
     Returns None when fewer than two independent peaks stand out, or when the pattern
     repeats fewer than three times across the image.
     """
-    peaks, strength = _bragg_peaks(image)
+    peaks = _averaged_bragg_peaks(image) if averaged else _bragg_peaks(image)[0]
     if len(peaks) < 2:
         return None
     basis = _low_order_basis(peaks)
@@ -394,6 +438,57 @@ def _bragg_peaks(image: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.float64
     fy = fy + _parabola_offset(log_power[ys - 1, xs], log_power[ys, xs], log_power[ys + 1, xs]) / rows
     order = np.argsort(-ratio[ys, xs])
     return np.column_stack([fx, fy])[order], ratio[ys, xs][order]
+
+
+def _averaged_bragg_peaks(image: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+    """Significant peaks (fx, fy) of the tile-averaged spectrum, placed on the whole image's spectrum.
+
+    Holes seen only in parts of the image (a few squares between bars) or each too faint
+    to see alone spread their Bragg peaks over several frequency bins, and one bin's power
+    scatters as much as its mean: no bin stands out. The spectra of half-overlapping tiles
+    (`WELCH_TILE_PX`, 49 at least), averaged, have bins as wide as such a peak and
+    a scatter divided by about the square root of their number, so `WELCH_PEAK_RATIO` over
+    the local median is far out of the noise. Each peak found there is then located on the whole image's
+    smoothed spectrum, whose bins are finer by the ratio of the sizes.
+    """
+    rows, cols = image.shape
+    tile = WELCH_TILE_PX
+    if min(rows, cols) < WELCH_TILES_PER_SIDE * tile:
+        return np.zeros((0, 2))
+    window = np.outer(np.hanning(tile), np.hanning(tile)).astype(np.float32)
+    power = np.zeros((tile, tile))
+    for r in range(0, rows - tile + 1, tile // 2):
+        for c in range(0, cols - tile + 1, tile // 2):
+            part = image[r:r + tile, c:c + tile]
+            power += np.abs(np.fft.fft2((part - part.mean()) * window)) ** 2
+    power = np.fft.fftshift(power)
+    ratio = power / np.maximum(ndimage.median_filter(power, size=9), 1e-30)
+    is_peak = (ratio == ndimage.maximum_filter(ratio, size=3)) & (ratio > WELCH_PEAK_RATIO)
+    ys, xs = np.nonzero(is_peak)
+    fx, fy = (xs - tile // 2) / tile, (ys - tile // 2) / tile
+    keep = (np.hypot(fx, fy) * tile >= 3) & ((fy > 0) | ((fy == 0) & (fx > 0)))
+    order = np.argsort(-ratio[ys[keep], xs[keep]])
+    return _on_whole_spectrum(image, np.column_stack([fx[keep], fy[keep]])[order], 1.0 / tile)
+
+
+def _on_whole_spectrum(image: npt.NDArray[np.float32], peaks: npt.NDArray[np.float64],
+                       reach: float) -> npt.NDArray[np.float64]:
+    """Each peak moved to the maximum of the image's smoothed spectrum within `reach` cycles/px of it."""
+    rows, cols = image.shape
+    window = np.outer(np.hanning(rows), np.hanning(cols)).astype(np.float32)
+    spectrum = np.fft.fftshift(np.abs(np.fft.fft2((image - image.mean()) * window)) ** 2)
+    smooth = np.log(ndimage.gaussian_filter(spectrum, 1.0) + 1e-30)
+    hx, hy = math.ceil(reach * cols), math.ceil(reach * rows)
+    placed = []
+    for fx, fy in peaks:
+        x0, y0 = int(round(fx * cols)) + cols // 2, int(round(fy * rows)) + rows // 2
+        ys, xs = slice(max(y0 - hy, 1), min(y0 + hy + 1, rows - 1)), slice(max(x0 - hx, 1), min(x0 + hx + 1, cols - 1))
+        y, x = np.unravel_index(int(np.argmax(smooth[ys, xs])), smooth[ys, xs].shape)
+        y, x = y + ys.start, x + xs.start
+        dx = _parabola_offset(smooth[y, x - 1], smooth[y, x], smooth[y, x + 1])
+        dy = _parabola_offset(smooth[y - 1, x], smooth[y, x], smooth[y + 1, x])
+        placed.append(((x + dx - cols // 2) / cols, (y + dy - rows // 2) / rows))
+    return np.array(placed).reshape(-1, 2)
 
 
 def _parabola_offset(left, centre, right):  # noqa: ANN001, ANN202
