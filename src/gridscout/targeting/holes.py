@@ -251,12 +251,11 @@ def _lattice_holes(raw: npt.NDArray[np.float32], detector) -> HoleSet:  # noqa: 
         tried.append(vectors)
         found = _holes_on_lattice(raw, vectors, detector)
         fit = _lattice_fit(found)
-        sublattice = _holes_sublattice(found) if fit is not None and fit[1] <= MAX_LATTICE_RESIDUAL_REL else None
-        if sublattice is not None:
+        if _on_its_points(fit) and (sublattice := _holes_sublattice(found)) is not None:
             tried.append(sublattice)
             found = _holes_on_lattice(raw, sublattice, detector)
             fit = _lattice_fit(found)
-        if fit is None or fit[1] > MAX_LATTICE_RESIDUAL_REL:
+        if not _on_its_points(fit):
             reason = reason or found.reason or "no lattice found in the image's spectrum fits the holes on it"
             continue
         if fit[0] >= MIN_MEAN_CONFIDENCE:
@@ -291,6 +290,11 @@ def _lattice_fit(found: HoleSet) -> tuple[float, float] | None:
         return None
     confidence = float(np.mean([h.confidence for h in found.holes]))
     return confidence, found.lattice.residual_px / min(found.holes[0].axes_px)
+
+
+def _on_its_points(fit: tuple[float, float] | None) -> bool:
+    """Whether a lattice's holes lie on its points (`MAX_LATTICE_RESIDUAL_REL`), from `_lattice_fit`."""
+    return fit is not None and fit[1] <= MAX_LATTICE_RESIDUAL_REL
 
 
 def _same_lattice(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64]) -> bool:
@@ -387,7 +391,7 @@ def find_hole_lattice(image: npt.NDArray[np.float32], *, averaged: bool = False)
     Returns None when fewer than two independent peaks stand out, or when the pattern
     repeats fewer than three times across the image.
     """
-    peaks = _averaged_bragg_peaks(image) if averaged else _bragg_peaks(image)[0]
+    peaks = _averaged_bragg_peaks(image) if averaged else _bragg_peaks(image)
     if len(peaks) < 2:
         return None
     basis = _low_order_basis(peaks)
@@ -418,26 +422,17 @@ def _low_order_basis(peaks: npt.NDArray[np.float64]) -> npt.NDArray[np.float64] 
     return basis
 
 
-def _bragg_peaks(image: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+def _bragg_peaks(image: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
     """Significant spectral peaks (fx, fy) in cycles/px, half plane, strongest first."""
     rows, cols = image.shape
-    window = np.outer(np.hanning(rows), np.hanning(cols)).astype(np.float32)
-    spectrum = np.fft.fftshift(np.abs(np.fft.fft2((image - image.mean()) * window)) ** 2)
+    spectrum = _power_spectrum(image)
     log_power = np.log(spectrum + spectrum.mean() * 1e-12)
     background = ndimage.gaussian_filter(log_power, 4.0)
     ratio = np.exp(log_power - background) * math.exp(-np.euler_gamma)  # noise power ~ exponential
-    is_peak = (ratio == ndimage.maximum_filter(ratio, size=3)) & (ratio > BRAGG_PEAK_RATIO)
-    cy, cx = rows // 2, cols // 2
-    ys, xs = np.nonzero(is_peak)
-    fx, fy = (xs - cx) / cols, (ys - cy) / rows
-    low = np.hypot(fx * cols, fy * rows) < 3  # periods longer than a third of the image
-    half = (fy > 0) | ((fy == 0) & (fx > 0))
-    keep = ~low & half & (xs > 0) & (ys > 0) & (xs < cols - 1) & (ys < rows - 1)
-    ys, xs, fx, fy = ys[keep], xs[keep], fx[keep], fy[keep]
-    fx = fx + _parabola_offset(log_power[ys, xs - 1], log_power[ys, xs], log_power[ys, xs + 1]) / cols
-    fy = fy + _parabola_offset(log_power[ys - 1, xs], log_power[ys, xs], log_power[ys + 1, xs]) / rows
-    order = np.argsort(-ratio[ys, xs])
-    return np.column_stack([fx, fy])[order], ratio[ys, xs][order]
+    ys, xs = _spectral_maxima(ratio, BRAGG_PEAK_RATIO)
+    fx = (xs - cols // 2 + _parabola_offset(log_power[ys, xs - 1], log_power[ys, xs], log_power[ys, xs + 1])) / cols
+    fy = (ys - rows // 2 + _parabola_offset(log_power[ys - 1, xs], log_power[ys, xs], log_power[ys + 1, xs])) / rows
+    return np.column_stack([fx, fy])
 
 
 def _averaged_bragg_peaks(image: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
@@ -446,38 +441,52 @@ def _averaged_bragg_peaks(image: npt.NDArray[np.float32]) -> npt.NDArray[np.floa
     Holes seen only in parts of the image (a few squares between bars) or each too faint
     to see alone spread their Bragg peaks over several frequency bins, and one bin's power
     scatters as much as its mean: no bin stands out. The spectra of half-overlapping tiles
-    (`WELCH_TILE_PX`, 49 at least), averaged, have bins as wide as such a peak and
-    a scatter divided by about the square root of their number, so `WELCH_PEAK_RATIO` over
-    the local median is far out of the noise. Each peak found there is then located on the whole image's
-    smoothed spectrum, whose bins are finer by the ratio of the sizes.
+    (`WELCH_TILE_PX`, 49 at least), averaged, have bins as wide as such a peak and a
+    scatter divided by about the square root of their number, so `WELCH_PEAK_RATIO` over
+    the local median is far out of the noise. Each peak found there is then located on the
+    whole image's smoothed spectrum, whose bins are finer by the ratio of the sizes.
     """
     rows, cols = image.shape
     tile = WELCH_TILE_PX
     if min(rows, cols) < WELCH_TILES_PER_SIDE * tile:
         return np.zeros((0, 2))
-    window = np.outer(np.hanning(tile), np.hanning(tile)).astype(np.float32)
-    power = np.zeros((tile, tile))
-    for r in range(0, rows - tile + 1, tile // 2):
-        for c in range(0, cols - tile + 1, tile // 2):
-            part = image[r:r + tile, c:c + tile]
-            power += np.abs(np.fft.fft2((part - part.mean()) * window)) ** 2
-    power = np.fft.fftshift(power)
+    power = sum(_power_spectrum(image[r:r + tile, c:c + tile])
+                for r in range(0, rows - tile + 1, tile // 2) for c in range(0, cols - tile + 1, tile // 2))
     ratio = power / np.maximum(ndimage.median_filter(power, size=9), 1e-30)
-    is_peak = (ratio == ndimage.maximum_filter(ratio, size=3)) & (ratio > WELCH_PEAK_RATIO)
+    ys, xs = _spectral_maxima(ratio, WELCH_PEAK_RATIO)
+    coarse = np.column_stack([xs - tile // 2, ys - tile // 2]) / tile
+    return _on_whole_spectrum(image, coarse, 1.0 / tile)
+
+
+def _power_spectrum(image: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+    """Power spectrum of the Hann-windowed image less its mean, zero frequency at ``(rows // 2, cols // 2)``."""
+    rows, cols = image.shape
+    window = np.outer(np.hanning(rows), np.hanning(cols)).astype(np.float32)
+    return np.fft.fftshift(np.abs(np.fft.fft2((image - image.mean()) * window)) ** 2)
+
+
+def _spectral_maxima(ratio: npt.NDArray[np.float64], threshold: float) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Rows and columns of the local maxima of a centred spectrum's `ratio` above `threshold`, strongest first.
+
+    Only the half plane (one of each Friedel pair), away from the edges (for sub-bin fits),
+    and no periods longer than a third of the image: grid bars and illumination live there.
+    """
+    rows, cols = ratio.shape
+    is_peak = (ratio == ndimage.maximum_filter(ratio, size=3)) & (ratio > threshold)
     ys, xs = np.nonzero(is_peak)
-    fx, fy = (xs - tile // 2) / tile, (ys - tile // 2) / tile
-    keep = (np.hypot(fx, fy) * tile >= 3) & ((fy > 0) | ((fy == 0) & (fx > 0)))
-    order = np.argsort(-ratio[ys[keep], xs[keep]])
-    return _on_whole_spectrum(image, np.column_stack([fx[keep], fy[keep]])[order], 1.0 / tile)
+    dx, dy = xs - cols // 2, ys - rows // 2
+    keep = ((np.hypot(dx, dy) >= 3) & ((dy > 0) | ((dy == 0) & (dx > 0)))
+            & (xs > 0) & (ys > 0) & (xs < cols - 1) & (ys < rows - 1))
+    ys, xs = ys[keep], xs[keep]
+    order = np.argsort(-ratio[ys, xs], kind="stable")
+    return ys[order], xs[order]
 
 
 def _on_whole_spectrum(image: npt.NDArray[np.float32], peaks: npt.NDArray[np.float64],
                        reach: float) -> npt.NDArray[np.float64]:
     """Each peak moved to the maximum of the image's smoothed spectrum within `reach` cycles/px of it."""
     rows, cols = image.shape
-    window = np.outer(np.hanning(rows), np.hanning(cols)).astype(np.float32)
-    spectrum = np.fft.fftshift(np.abs(np.fft.fft2((image - image.mean()) * window)) ** 2)
-    smooth = np.log(ndimage.gaussian_filter(spectrum, 1.0) + 1e-30)
+    smooth = np.log(ndimage.gaussian_filter(_power_spectrum(image), 1.0) + 1e-30)
     hx, hy = math.ceil(reach * cols), math.ceil(reach * rows)
     placed = []
     for fx, fy in peaks:
